@@ -1,0 +1,170 @@
+//! The events of the choreography and the EventBridge routing table. The SAM template's
+//! rules and the local bus are both checked against [`RULES`].
+
+use crate::ServiceError;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::fmt;
+use std::str::FromStr;
+
+string_enum!(
+    /// The detail-type of every event on the bus.
+    DetailType {
+        OrderCreated => "OrderCreated",
+        ItemReserved => "ItemReserved",
+        ItemNotAvailable => "ItemNotAvailable",
+        ItemDescribed => "ItemDescribed",
+        CustomerDescribed => "CustomerDescribed",
+        ErrorCustomerDescribed => "ErrorCustomerDescribed",
+        DeliveryEstimated => "DeliveryEstimated",
+        ErrorDeliveryEstimated => "ErrorDeliveryEstimated",
+        PaymentMade => "PaymentMade",
+        PaymentFailed => "PaymentFailed",
+        ItemRemoved => "ItemRemoved",
+        ItemUnreserved => "ItemUnreserved",
+        DeliveryStarted => "DeliveryStarted",
+        Delivered => "Delivered",
+        DeliveryCanceled => "DeliveryCanceled",
+        DeliveryWasDelivered => "DeliveryWasDelivered",
+        DeliveryWasCanceled => "DeliveryWasCanceled",
+        OrderDelivered => "OrderDelivered",
+        OrderCanceled => "OrderCanceled",
+        ItemReturned => "ItemReturned",
+        PaymentCanceled => "PaymentCanceled",
+    }
+);
+
+string_enum!(
+    /// The functions of the system: each is one Lambda function and one rule target.
+    FunctionName {
+        Customer => "Customer",
+        Order => "Order",
+        Inventory => "Inventory",
+        Payment => "Payment",
+        Delivery => "Delivery",
+        EventStore => "EventStore",
+        Add => "Add",
+    }
+);
+
+/// The source of the delivery outcome events, sent by the (external) logistics partner.
+pub const LOGISTICS_SOURCE: &str = "Logistics";
+
+/// An event to publish: the source is the emitting service's name.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BusEvent {
+    pub source: String,
+    pub detail_type: DetailType,
+    pub detail: Value,
+}
+
+impl BusEvent {
+    pub fn new(source: FunctionName, detail_type: DetailType, detail: &impl Serialize) -> Self {
+        Self::from_source(source.as_str(), detail_type, detail)
+    }
+
+    pub fn from_source(source: &str, detail_type: DetailType, detail: &impl Serialize) -> Self {
+        Self {
+            source: source.to_owned(),
+            detail_type,
+            // Serialising our own detail types cannot fail: they hold no maps with
+            // non-string keys.
+            detail: serde_json::to_value(detail).unwrap_or(Value::Null),
+        }
+    }
+
+    /// Reads the detail as `T`, naming the event when it does not fit.
+    pub fn parse_detail<T: serde::de::DeserializeOwned>(
+        detail_type: &str,
+        detail: &Value,
+    ) -> Result<T, ServiceError> {
+        serde_json::from_value(detail.clone())
+            .map_err(|err| ServiceError::bad_input("detail", format!("{detail_type}: {err}")))
+    }
+}
+
+/// One EventBridge rule: the function it targets and the detail-types it matches (`None`
+/// matches every event).
+#[derive(Clone, Copy, Debug)]
+pub struct Rule {
+    pub target: FunctionName,
+    pub detail_types: Option<&'static [DetailType]>,
+}
+
+impl Rule {
+    pub fn matches(&self, detail_type: DetailType) -> bool {
+        self.detail_types.is_none_or(|types| types.contains(&detail_type))
+    }
+}
+
+use DetailType::*;
+
+/// Which function reacts to which event: SPEC §5, plus the compensation rows and the
+/// order-status listeners.
+pub const RULES: &[Rule] = &[
+    Rule {
+        target: FunctionName::Order,
+        detail_types: Some(&[
+            OrderCreated,
+            ItemReserved,
+            ItemNotAvailable,
+            ErrorCustomerDescribed,
+            ErrorDeliveryEstimated,
+            PaymentMade,
+            PaymentFailed,
+            ItemUnreserved,
+            DeliveryStarted,
+            DeliveryWasDelivered,
+            DeliveryWasCanceled,
+            PaymentCanceled,
+        ]),
+    },
+    Rule {
+        target: FunctionName::Inventory,
+        detail_types: Some(&[
+            OrderCreated,
+            ItemReserved,
+            PaymentMade,
+            PaymentFailed,
+            ErrorCustomerDescribed,
+            ErrorDeliveryEstimated,
+            OrderCanceled,
+        ]),
+    },
+    Rule { target: FunctionName::Customer, detail_types: Some(&[ItemDescribed]) },
+    Rule {
+        target: FunctionName::Delivery,
+        detail_types: Some(&[CustomerDescribed, ItemRemoved, Delivered, DeliveryCanceled]),
+    },
+    Rule { target: FunctionName::Payment, detail_types: Some(&[DeliveryEstimated, ItemReturned]) },
+    Rule { target: FunctionName::EventStore, detail_types: None },
+];
+
+/// The functions an event is delivered to.
+pub fn targets(detail_type: DetailType) -> impl Iterator<Item = FunctionName> {
+    RULES.iter().filter(move |rule| rule.matches(detail_type)).map(|rule| rule.target)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_event_reaches_the_event_store_and_every_rule_target_is_distinct() {
+        for detail_type in DetailType::ALL {
+            assert!(targets(*detail_type).any(|target| target == FunctionName::EventStore));
+        }
+        let mut names: Vec<_> = RULES.iter().map(|rule| rule.target.as_str()).collect();
+        names.dedup();
+        assert_eq!(names.len(), RULES.len());
+    }
+
+    #[test]
+    fn compensation_events_have_subscribers() {
+        for failure in [PaymentFailed, ErrorCustomerDescribed, ErrorDeliveryEstimated] {
+            assert!(targets(failure).any(|target| target == FunctionName::Inventory));
+        }
+        assert!(targets(ItemReturned).any(|target| target == FunctionName::Payment));
+    }
+}
