@@ -50,6 +50,8 @@ pub mod ids;
 pub mod model;
 pub mod ports;
 pub mod sample;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 
 pub use error::{ServiceError, StoreError, WriteError};
 pub use ids::{Address, CustomerId, ItemId, OrderId, PaymentId};

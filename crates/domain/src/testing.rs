@@ -1,0 +1,124 @@
+//! Test doubles for the outbound ports that have no state of their own to inspect:
+//! a bus that records what was published (and can be told to fail), a clock that
+//! stands still, scripted randomness, and a workflow callback that records resumptions.
+
+use crate::events::BusEvent;
+use crate::ports::{Bus, Clock, Random, WorkflowCallback};
+use crate::{StoreError, Timestamp};
+use async_trait::async_trait;
+use serde_json::Value;
+use std::collections::VecDeque;
+use std::sync::Mutex;
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Records published events; `fail_next(n)` makes the next n publishes fail.
+#[derive(Default)]
+pub struct RecordingBus {
+    published: Mutex<Vec<BusEvent>>,
+    failures_left: Mutex<u32>,
+}
+
+impl RecordingBus {
+    pub fn fail_next(&self, publishes: u32) {
+        *lock(&self.failures_left) = publishes;
+    }
+
+    /// Everything published so far.
+    pub fn published(&self) -> Vec<BusEvent> {
+        lock(&self.published).clone()
+    }
+
+    /// Takes everything published so far, leaving the record empty.
+    pub fn take(&self) -> Vec<BusEvent> {
+        std::mem::take(&mut *lock(&self.published))
+    }
+}
+
+#[async_trait]
+impl Bus for RecordingBus {
+    async fn publish(&self, events: &[BusEvent]) -> Result<(), StoreError> {
+        let mut failures_left = lock(&self.failures_left);
+        if *failures_left > 0 {
+            *failures_left -= 1;
+            return Err(StoreError::new("bus unavailable (test)"));
+        }
+        lock(&self.published).extend_from_slice(events);
+        Ok(())
+    }
+}
+
+/// A clock that shows the time it is set to.
+pub struct FixedClock(Mutex<Timestamp>);
+
+impl FixedClock {
+    pub fn at(rfc3339: &str) -> Self {
+        let time = chrono::DateTime::parse_from_rfc3339(rfc3339)
+            .expect("a valid RFC 3339 time")
+            .to_utc();
+        Self(Mutex::new(time))
+    }
+
+    pub fn advance(&self, by: chrono::Duration) {
+        *lock(&self.0) += by;
+    }
+}
+
+impl Default for FixedClock {
+    fn default() -> Self {
+        Self::at("2026-01-01T12:00:00Z")
+    }
+}
+
+impl Clock for FixedClock {
+    fn now(&self) -> Timestamp {
+        *lock(&self.0)
+    }
+}
+
+/// Randomness that returns scripted numbers in [0, 1) (then 0.5), and counting id bits.
+#[derive(Default)]
+pub struct ScriptedRandom {
+    units: Mutex<VecDeque<f64>>,
+    next_id: Mutex<u128>,
+}
+
+impl ScriptedRandom {
+    pub fn with_units(units: &[f64]) -> Self {
+        Self { units: Mutex::new(units.iter().copied().collect()), ..Self::default() }
+    }
+}
+
+impl Random for ScriptedRandom {
+    fn unit(&self) -> f64 {
+        lock(&self.units).pop_front().unwrap_or(0.5)
+    }
+
+    fn id_bits(&self) -> u128 {
+        let mut next = lock(&self.next_id);
+        *next += 1;
+        *next
+    }
+}
+
+/// Records workflow resumptions.
+#[derive(Default)]
+pub struct RecordingCallback {
+    resumed: Mutex<Vec<(String, Value)>>,
+}
+
+impl RecordingCallback {
+    pub fn resumed(&self) -> Vec<(String, Value)> {
+        lock(&self.resumed).clone()
+    }
+}
+
+#[async_trait]
+impl WorkflowCallback for RecordingCallback {
+    async fn resume(&self, token: &str, output: &Value) -> Result<(), StoreError> {
+        lock(&self.resumed).push((token.to_owned(), output.clone()));
+        Ok(())
+    }
+}
