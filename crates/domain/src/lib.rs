@@ -50,6 +50,7 @@ pub mod ids;
 pub mod model;
 pub mod ports;
 pub mod sample;
+pub mod step;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 

@@ -122,3 +122,33 @@ impl WorkflowCallback for RecordingCallback {
         Ok(())
     }
 }
+
+/// A ledger in memory, for tests of code that only needs the ledger.
+#[derive(Default)]
+pub struct MemoryLedger(Mutex<std::collections::HashMap<String, Value>>);
+
+impl MemoryLedger {
+    /// Inserts a step unless present, as a store does inside its transaction.
+    pub fn insert(&self, step: &crate::ports::Step) -> Result<(), crate::WriteError> {
+        let mut steps = lock(&self.0);
+        if let Some(recorded) = steps.get(&step.key) {
+            return Err(crate::WriteError::AlreadyDone(recorded.clone()));
+        }
+        steps.insert(step.key.clone(), step.outcome.clone());
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl crate::ports::Ledger for MemoryLedger {
+    async fn recorded(&self, key: &str) -> Result<Option<Value>, StoreError> {
+        Ok(lock(&self.0).get(key).cloned())
+    }
+
+    async fn record(&self, step: &crate::ports::Step) -> Result<Option<Value>, StoreError> {
+        match self.insert(step) {
+            Err(crate::WriteError::AlreadyDone(recorded)) => Ok(Some(recorded)),
+            _ => Ok(None),
+        }
+    }
+}

@@ -1,0 +1,110 @@
+//! Performing a saga step exactly once in effect, however often it is asked for.
+//!
+//! The outcome of the step (what to emit, or what to reply) is computed before the
+//! write and stored with it in one transaction; a repeat finds it and replays it. A
+//! write the store refuses (its guard failed, or the record is missing) is recorded as
+//! its own outcome, so a repeat replays the refusal too instead of trying again with
+//! newer state.
+
+use crate::ports::{Ledger, Step};
+use crate::{ServiceError, WriteError};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::future::Future;
+
+/// Why the store refused a step's write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    NotFound,
+    ConditionFailed,
+}
+
+/// Performs the step `key`: replays its recorded outcome if there is one; otherwise
+/// calls `write` with the step carrying `success`, and on a refusal records and returns
+/// `refused(why)`.
+pub async fn perform<T, W, Fut>(
+    ledger: &dyn Ledger,
+    key: String,
+    success: T,
+    write: W,
+    refused: impl FnOnce(Refusal) -> T,
+) -> Result<T, ServiceError>
+where
+    T: Serialize + DeserializeOwned,
+    W: FnOnce(Step) -> Fut,
+    Fut: Future<Output = Result<(), WriteError>>,
+{
+    if let Some(recorded) = ledger.recorded(&key).await? {
+        return replay(&key, recorded);
+    }
+    let step = Step { key, outcome: to_outcome(&success)? };
+    let key = step.key.clone();
+    let refusal = match write(step).await {
+        Ok(()) => return Ok(success),
+        Err(WriteError::AlreadyDone(recorded)) => return replay(&key, recorded),
+        Err(WriteError::Store(err)) => return Err(err.into()),
+        Err(WriteError::NotFound) => Refusal::NotFound,
+        Err(WriteError::ConditionFailed) => Refusal::ConditionFailed,
+    };
+    let outcome = refused(refusal);
+    let step = Step { key, outcome: to_outcome(&outcome)? };
+    match ledger.record(&step).await? {
+        Some(recorded) => replay(&step.key, recorded),
+        None => Ok(outcome),
+    }
+}
+
+fn to_outcome(outcome: &impl Serialize) -> Result<serde_json::Value, ServiceError> {
+    serde_json::to_value(outcome)
+        .map_err(|err| ServiceError::Unavailable(format!("cannot record a step: {err}")))
+}
+
+fn replay<T: DeserializeOwned>(key: &str, recorded: serde_json::Value) -> Result<T, ServiceError> {
+    tracing::info!(step = key, "step already performed; replaying its outcome");
+    serde_json::from_value(recorded)
+        .map_err(|err| ServiceError::Unavailable(format!("step {key} has an unreadable outcome: {err}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::MemoryLedger;
+
+    async fn reserve(ledger: &MemoryLedger, stock: &std::sync::Mutex<i32>) -> Result<String, ServiceError> {
+        perform(
+            ledger,
+            "Inventory#o-1#reserve".into(),
+            "reserved".to_string(),
+            |step| async move {
+                let mut stock = stock.lock().unwrap();
+                if *stock == 0 {
+                    return Err(WriteError::ConditionFailed);
+                }
+                ledger.insert(&step)?;
+                *stock -= 1;
+                Ok(())
+            },
+            |_| "not available".to_string(),
+        )
+        .await
+    }
+
+    #[tokio::test]
+    async fn a_repeated_step_replays_and_changes_nothing() {
+        let ledger = MemoryLedger::default();
+        let stock = std::sync::Mutex::new(1);
+        assert_eq!(reserve(&ledger, &stock).await.unwrap(), "reserved");
+        assert_eq!(reserve(&ledger, &stock).await.unwrap(), "reserved");
+        assert_eq!(*stock.lock().unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_refusal_is_recorded_and_replayed_even_after_stock_returns() {
+        let ledger = MemoryLedger::default();
+        let stock = std::sync::Mutex::new(0);
+        assert_eq!(reserve(&ledger, &stock).await.unwrap(), "not available");
+        *stock.lock().unwrap() = 5;
+        assert_eq!(reserve(&ledger, &stock).await.unwrap(), "not available");
+        assert_eq!(*stock.lock().unwrap(), 5);
+    }
+}
