@@ -1,1 +1,22 @@
-//! AWS adapters.
+//! AWS adapters of the ewf ports: DynamoDB stores and ledger, the EventBridge bus, the
+//! Step Functions callback and the Amazon Location estimator; plus [`Environment`], which
+//! builds them from a Lambda function's environment, and [`run`], the Lambda runtime glue
+//! every function's `main` uses.
+
+mod bus;
+mod callback;
+mod dynamo;
+mod environment;
+mod estimator;
+mod retry;
+mod runtime;
+
+pub use bus::EventBridgeBus;
+pub use callback::StepFunctionsCallback;
+pub use dynamo::{
+    DynamoCustomers, DynamoDeliveries, DynamoEvents, DynamoInventory, DynamoLedger, DynamoOrders,
+    DynamoPayments,
+};
+pub use environment::{ConfigError, Environment};
+pub use estimator::LocationEstimator;
+pub use runtime::run;

@@ -31,7 +31,10 @@ impl Gazetteer {
     pub fn parse(json: &str) -> Result<Self, String> {
         let gazetteer: Self = serde_json::from_str(json).map_err(|err| err.to_string())?;
         if gazetteer.find(&gazetteer.depot).is_none() {
-            return Err(format!("the depot {:?} is not among the places", gazetteer.depot));
+            return Err(format!(
+                "the depot {:?} is not among the places",
+                gazetteer.depot
+            ));
         }
         if gazetteer.average_speed_kmh <= Money::ZERO {
             return Err("averageSpeedKmh must be positive".into());
@@ -46,7 +49,9 @@ impl Gazetteer {
     /// Addresses match ignoring case, spacing and punctuation.
     fn find(&self, address: &str) -> Option<&Place> {
         let wanted = normalise(address);
-        self.places.iter().find(|place| normalise(&place.address) == wanted)
+        self.places
+            .iter()
+            .find(|place| normalise(&place.address) == wanted)
     }
 
     pub fn estimate(&self, address: &Address) -> Result<Estimate, ServiceError> {

@@ -94,7 +94,8 @@ pub struct Rule {
 
 impl Rule {
     pub fn matches(&self, detail_type: DetailType) -> bool {
-        self.detail_types.is_none_or(|types| types.contains(&detail_type))
+        self.detail_types
+            .is_none_or(|types| types.contains(&detail_type))
     }
 }
 
@@ -132,18 +133,30 @@ pub const RULES: &[Rule] = &[
             OrderCanceled,
         ]),
     },
-    Rule { target: FunctionName::Customer, detail_types: Some(&[ItemDescribed]) },
+    Rule {
+        target: FunctionName::Customer,
+        detail_types: Some(&[ItemDescribed]),
+    },
     Rule {
         target: FunctionName::Delivery,
         detail_types: Some(&[CustomerDescribed, ItemRemoved, Delivered, DeliveryCanceled]),
     },
-    Rule { target: FunctionName::Payment, detail_types: Some(&[DeliveryEstimated, ItemReturned]) },
-    Rule { target: FunctionName::EventStore, detail_types: None },
+    Rule {
+        target: FunctionName::Payment,
+        detail_types: Some(&[DeliveryEstimated, ItemReturned]),
+    },
+    Rule {
+        target: FunctionName::EventStore,
+        detail_types: None,
+    },
 ];
 
 /// The functions an event is delivered to.
 pub fn targets(detail_type: DetailType) -> impl Iterator<Item = FunctionName> {
-    RULES.iter().filter(move |rule| rule.matches(detail_type)).map(|rule| rule.target)
+    RULES
+        .iter()
+        .filter(move |rule| rule.matches(detail_type))
+        .map(|rule| rule.target)
 }
 
 #[cfg(test)]
@@ -162,7 +175,11 @@ mod tests {
 
     #[test]
     fn compensation_events_have_subscribers() {
-        for failure in [PaymentFailed, ErrorCustomerDescribed, ErrorDeliveryEstimated] {
+        for failure in [
+            PaymentFailed,
+            ErrorCustomerDescribed,
+            ErrorDeliveryEstimated,
+        ] {
             assert!(targets(failure).any(|target| target == FunctionName::Inventory));
         }
         assert!(targets(ItemReturned).any(|target| target == FunctionName::Payment));

@@ -16,7 +16,10 @@ pub const MAX_AMOUNT: Money = Money::from_parts(1_000_000, 0, 0, false, 0);
 /// An id is 1 to 80 characters of `A-Z a-z 0-9 . _ -`, starting with a letter or digit.
 fn check_id(field: &'static str, value: &str) -> Result<(), ServiceError> {
     let valid_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
-    let starts_well = value.chars().next().is_some_and(|c| c.is_ascii_alphanumeric());
+    let starts_well = value
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphanumeric());
     if value.len() > MAX_ID_LEN || !starts_well || !value.chars().all(valid_char) {
         return Err(ServiceError::bad_input(
             field,
@@ -201,7 +204,11 @@ mod tests {
         assert_eq!(parse_amount("12.30").unwrap().to_string(), "12.30");
         assert_eq!(parse_amount("1000000").unwrap(), MAX_AMOUNT);
         for bad in ["0", "-1", "1.001", "abc", "1000000.01", "NaN", ""] {
-            assert_eq!(parse_amount(bad).unwrap_err().field(), Some("amount"), "{bad}");
+            assert_eq!(
+                parse_amount(bad).unwrap_err().field(),
+                Some("amount"),
+                "{bad}"
+            );
         }
     }
 

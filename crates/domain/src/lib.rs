@@ -54,7 +54,7 @@ pub mod step;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
-pub use error::{ServiceError, StoreError, WriteError};
+pub use error::{RecordedError, ServiceError, StoreError, WriteError};
 pub use ids::{Address, CustomerId, ItemId, OrderId, PaymentId};
 pub use model::*;
 pub use rust_decimal::Decimal as Money;

@@ -131,7 +131,11 @@ impl OrderStatus {
 
     /// The statuses this one may replace: the conditional-write guard.
     pub fn predecessors(self) -> Vec<OrderStatus> {
-        Self::ALL.iter().copied().filter(|from| from.rank() < self.rank()).collect()
+        Self::ALL
+            .iter()
+            .copied()
+            .filter(|from| from.rank() < self.rank())
+            .collect()
     }
 }
 
@@ -206,6 +210,27 @@ pub struct Order {
     pub update_date: Timestamp,
 }
 
+impl Order {
+    /// A new order in CREATED, for the order `detail` names.
+    pub fn new(detail: &OrderDetail, mode: Mode, now: Timestamp) -> Self {
+        Self {
+            customer_id: detail.customer_id.clone(),
+            order_id: detail.order_id.clone(),
+            mode,
+            order_status: OrderStatus::Created,
+            item_id: detail.item_id.clone(),
+            item_price: None,
+            delivery_price: None,
+            total_price: None,
+            payment_id: None,
+            delivery_address: None,
+            failure_reason: None,
+            order_date: now,
+            update_date: now,
+        }
+    }
+}
+
 /// A status change to an order, with whatever the step learned on the way.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -228,8 +253,14 @@ impl OrderUpdate {
             delivery_price,
             total_price: detail.payment.as_ref().map(|payment| payment.amount),
             payment_id: detail.payment_id().cloned(),
-            delivery_address: detail.delivery.as_ref().map(|estimate| estimate.address.clone()),
-            failure_reason: detail.failure.as_ref().map(|failure| failure.reason.clone()),
+            delivery_address: detail
+                .delivery
+                .as_ref()
+                .map(|estimate| estimate.address.clone()),
+            failure_reason: detail
+                .failure
+                .as_ref()
+                .map(|failure| failure.reason.clone()),
         }
     }
 
@@ -293,9 +324,19 @@ impl OrderDetail {
         }
     }
 
+    pub fn order_ref(&self) -> OrderRef {
+        OrderRef {
+            customer_id: self.customer_id.clone(),
+            order_id: self.order_id.clone(),
+        }
+    }
+
     /// The payment of this order, from the payment record or the bare id.
     pub fn payment_id(&self) -> Option<&PaymentId> {
-        self.payment.as_ref().map(|payment| &payment.payment_id).or(self.payment_id.as_ref())
+        self.payment
+            .as_ref()
+            .map(|payment| &payment.payment_id)
+            .or(self.payment_id.as_ref())
     }
 }
 
@@ -331,11 +372,26 @@ mod tests {
 
     #[test]
     fn statuses_only_move_forward() {
-        assert!(OrderStatus::Delivering.predecessors().contains(&OrderStatus::Paid));
-        assert!(!OrderStatus::Paid.predecessors().contains(&OrderStatus::Delivering));
+        assert!(
+            OrderStatus::Delivering
+                .predecessors()
+                .contains(&OrderStatus::Paid)
+        );
+        assert!(
+            !OrderStatus::Paid
+                .predecessors()
+                .contains(&OrderStatus::Delivering)
+        );
         assert!(OrderStatus::Delivered.is_terminal());
-        assert!(!OrderStatus::Delivered.predecessors().contains(&OrderStatus::Canceled));
-        assert_eq!("payment_failed".parse::<OrderStatus>(), Ok(OrderStatus::PaymentFailed));
+        assert!(
+            !OrderStatus::Delivered
+                .predecessors()
+                .contains(&OrderStatus::Canceled)
+        );
+        assert_eq!(
+            "payment_failed".parse::<OrderStatus>(),
+            Ok(OrderStatus::PaymentFailed)
+        );
     }
 
     #[test]

@@ -118,8 +118,11 @@ pub trait DeliveryStore: Send + Sync {
 
 #[async_trait]
 pub trait OrderStore: Send + Sync {
-    async fn get(&self, customer: &CustomerId, order: &OrderId)
-    -> Result<Option<Order>, StoreError>;
+    async fn get(
+        &self,
+        customer: &CustomerId,
+        order: &OrderId,
+    ) -> Result<Option<Order>, StoreError>;
     /// Creates the order unless it exists. Returns whether it was created.
     async fn create(&self, order: &Order) -> Result<bool, StoreError>;
     /// Moves the order to `status` if its current status is one of
@@ -199,7 +202,10 @@ impl SeededRandom {
     }
 
     fn with<T>(&self, draw: impl FnOnce(&mut StdRng) -> T) -> T {
-        let mut rng = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut rng = self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         draw(&mut rng)
     }
 }

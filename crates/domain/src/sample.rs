@@ -22,7 +22,8 @@ impl SampleData {
     pub fn from_dir(dir: &Path) -> Result<Self, String> {
         let read = |name: &str| {
             let path = dir.join(name);
-            std::fs::read_to_string(&path).map_err(|err| format!("cannot read {}: {err}", path.display()))
+            std::fs::read_to_string(&path)
+                .map_err(|err| format!("cannot read {}: {err}", path.display()))
         };
         Self::parse(&read("customers.json")?, &read("items.json")?)
     }
@@ -32,7 +33,10 @@ impl SampleData {
             serde_json::from_str(customers).map_err(|err| format!("customers.json: {err}"))?;
         let items: Vec<Item> =
             serde_json::from_str(items).map_err(|err| format!("items.json: {err}"))?;
-        if let Some(item) = items.iter().find(|item| item.available < 0 || item.reserved < 0) {
+        if let Some(item) = items
+            .iter()
+            .find(|item| item.available < 0 || item.reserved < 0)
+        {
             return Err(format!("items.json: {} has negative stock", item.item_id));
         }
         Ok(Self { customers, items })
@@ -47,7 +51,11 @@ mod tests {
     fn builtin_data_matches_the_specification() {
         let data = SampleData::builtin();
         assert_eq!(data.customers.len(), 3);
-        let stock: Vec<_> = data.items.iter().map(|item| (item.item_id.as_str(), item.available)).collect();
+        let stock: Vec<_> = data
+            .items
+            .iter()
+            .map(|item| (item.item_id.as_str(), item.available))
+            .collect();
         assert_eq!(stock, [("item-1", 10), ("item-2", 5), ("item-3", 100)]);
         assert_eq!(data.items[0].price.to_string(), "399.99");
     }

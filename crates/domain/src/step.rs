@@ -6,7 +6,9 @@
 //! its own outcome, so a repeat replays the refusal too instead of trying again with
 //! newer state.
 
-use crate::ports::{Ledger, Step};
+use crate::entry::Reply;
+use crate::events::BusEvent;
+use crate::ports::{Bus, Ledger, Step};
 use crate::{ServiceError, WriteError};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -19,13 +21,30 @@ pub enum Refusal {
     ConditionFailed,
 }
 
+impl Refusal {
+    /// The refusal of a write made without a step (a manual action); a store failure
+    /// is an error of its own.
+    pub fn of(err: WriteError) -> Result<Self, ServiceError> {
+        match err {
+            WriteError::NotFound => Ok(Self::NotFound),
+            WriteError::ConditionFailed => Ok(Self::ConditionFailed),
+            WriteError::Store(err) => Err(err.into()),
+            // Only a write that carries a step can find it recorded.
+            WriteError::AlreadyDone(_) => Err(ServiceError::Unavailable(
+                "a write without a step was replayed".into(),
+            )),
+        }
+    }
+}
+
 /// Performs the step `key`: replays its recorded outcome if there is one; otherwise
-/// calls `write` with the step carrying `success`, and on a refusal records and returns
-/// `refused(why)`.
+/// calls `write` with the step carrying `success()`, and on a refusal records and
+/// returns `refused(why)`. `success` runs only on a first attempt, so whatever it draws
+/// (a payment's fate) is drawn once per step.
 pub async fn perform<T, W, Fut>(
     ledger: &dyn Ledger,
     key: String,
-    success: T,
+    success: impl FnOnce() -> T,
     write: W,
     refused: impl FnOnce(Refusal) -> T,
 ) -> Result<T, ServiceError>
@@ -37,21 +56,42 @@ where
     if let Some(recorded) = ledger.recorded(&key).await? {
         return replay(&key, recorded);
     }
-    let step = Step { key, outcome: to_outcome(&success)? };
+    let success = success();
+    let step = Step {
+        key,
+        outcome: to_outcome(&success)?,
+    };
     let key = step.key.clone();
     let refusal = match write(step).await {
         Ok(()) => return Ok(success),
         Err(WriteError::AlreadyDone(recorded)) => return replay(&key, recorded),
-        Err(WriteError::Store(err)) => return Err(err.into()),
-        Err(WriteError::NotFound) => Refusal::NotFound,
-        Err(WriteError::ConditionFailed) => Refusal::ConditionFailed,
+        Err(err) => Refusal::of(err)?,
     };
     let outcome = refused(refusal);
-    let step = Step { key, outcome: to_outcome(&outcome)? };
+    let step = Step {
+        key,
+        outcome: to_outcome(&outcome)?,
+    };
     match ledger.record(&step).await? {
         Some(recorded) => replay(&step.key, recorded),
         None => Ok(outcome),
     }
+}
+
+/// Publishes the events of a step after its write. A failure fails the invocation, and
+/// its retry replays the recorded events.
+pub async fn publish(bus: &dyn Bus, events: &[BusEvent]) -> Result<(), ServiceError> {
+    if !events.is_empty() {
+        bus.publish(events).await?;
+    }
+    Ok(())
+}
+
+/// Publishes the events of a step, as [`publish`] does, and replies with them: what an
+/// event handler answers.
+pub async fn announce(bus: &dyn Bus, events: Vec<BusEvent>) -> Result<Reply, ServiceError> {
+    publish(bus, &events).await?;
+    Ok(Reply::ok(events))
 }
 
 fn to_outcome(outcome: &impl Serialize) -> Result<serde_json::Value, ServiceError> {
@@ -61,8 +101,9 @@ fn to_outcome(outcome: &impl Serialize) -> Result<serde_json::Value, ServiceErro
 
 fn replay<T: DeserializeOwned>(key: &str, recorded: serde_json::Value) -> Result<T, ServiceError> {
     tracing::info!(step = key, "step already performed; replaying its outcome");
-    serde_json::from_value(recorded)
-        .map_err(|err| ServiceError::Unavailable(format!("step {key} has an unreadable outcome: {err}")))
+    serde_json::from_value(recorded).map_err(|err| {
+        ServiceError::Unavailable(format!("step {key} has an unreadable outcome: {err}"))
+    })
 }
 
 #[cfg(test)]
@@ -70,11 +111,14 @@ mod tests {
     use super::*;
     use crate::testing::MemoryLedger;
 
-    async fn reserve(ledger: &MemoryLedger, stock: &std::sync::Mutex<i32>) -> Result<String, ServiceError> {
+    async fn reserve(
+        ledger: &MemoryLedger,
+        stock: &std::sync::Mutex<i32>,
+    ) -> Result<String, ServiceError> {
         perform(
             ledger,
             "Inventory#o-1#reserve".into(),
-            "reserved".to_string(),
+            || "reserved".to_string(),
             |step| async move {
                 let mut stock = stock.lock().unwrap();
                 if *stock == 0 {
@@ -106,5 +150,24 @@ mod tests {
         *stock.lock().unwrap() = 5;
         assert_eq!(reserve(&ledger, &stock).await.unwrap(), "not available");
         assert_eq!(*stock.lock().unwrap(), 5);
+    }
+
+    #[tokio::test]
+    async fn the_outcome_is_computed_on_the_first_attempt_only() {
+        let ledger = &MemoryLedger::default();
+        let draws = std::sync::atomic::AtomicU32::new(0);
+        for _ in 0..2 {
+            let outcome = perform(
+                ledger,
+                "Payment#o-1#pay".into(),
+                || draws.fetch_add(1, std::sync::atomic::Ordering::SeqCst),
+                |step| async move { ledger.insert(&step) },
+                |_| u32::MAX,
+            )
+            .await
+            .unwrap();
+            assert_eq!(outcome, 0);
+        }
+        assert_eq!(draws.into_inner(), 1);
     }
 }

@@ -1,6 +1,11 @@
 //! Test doubles for the outbound ports that have no state of their own to inspect:
 //! a bus that records what was published (and can be told to fail), a clock that
-//! stands still, scripted randomness, and a workflow callback that records resumptions.
+//! stands still, scripted randomness, and a workflow callback that records resumptions;
+//! and the three input shapes as they really arrive, built from canonical fixtures.
+
+mod inputs;
+
+pub use inputs::{event, get, http_request, invocation, order, send};
 
 use crate::events::BusEvent;
 use crate::ports::{Bus, Clock, Random, WorkflowCallback};
@@ -11,7 +16,9 @@ use std::collections::VecDeque;
 use std::sync::Mutex;
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Records published events; `fail_next(n)` makes the next n publishes fail.
@@ -87,7 +94,10 @@ pub struct ScriptedRandom {
 
 impl ScriptedRandom {
     pub fn with_units(units: &[f64]) -> Self {
-        Self { units: Mutex::new(units.iter().copied().collect()), ..Self::default() }
+        Self {
+            units: Mutex::new(units.iter().copied().collect()),
+            ..Self::default()
+        }
     }
 }
 

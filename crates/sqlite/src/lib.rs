@@ -1,1 +1,75 @@
-//! SQLite adapters.
+//! SQLite adapters of the storage ports: the stores and the ledger of the embedded local
+//! stack and of the services' tests.
+//!
+//! One [`SqliteStores`] holds one connection. Several of them (in one process or in
+//! several) may share a database file: it runs in WAL mode with a busy timeout, and every
+//! read-check-write runs in a `BEGIN IMMEDIATE` transaction, so two writers never both
+//! pass a guard.
+
+mod customers;
+mod db;
+mod deliveries;
+mod events;
+mod inventory;
+mod ledger;
+mod orders;
+mod payments;
+
+use db::Db;
+use ewf_domain::StoreError;
+use ewf_domain::ports::{
+    CustomerStore, DeliveryStore, EventStore, InventoryStore, Ledger, OrderStore, PaymentStore,
+};
+use std::path::Path;
+use std::sync::Arc;
+
+/// Every store and the ledger over one SQLite database. Cloning is cheap and shares the
+/// connection.
+#[derive(Clone)]
+pub struct SqliteStores {
+    db: Arc<Db>,
+}
+
+impl SqliteStores {
+    /// Opens (creating if needed) the database file and its tables.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        Ok(Self {
+            db: Arc::new(Db::open(path)?),
+        })
+    }
+
+    /// A private in-memory database, gone when the last clone is dropped.
+    pub fn in_memory() -> Result<Self, StoreError> {
+        Ok(Self {
+            db: Arc::new(Db::in_memory()?),
+        })
+    }
+
+    pub fn customers(&self) -> Arc<dyn CustomerStore> {
+        self.db.clone()
+    }
+
+    pub fn inventory(&self) -> Arc<dyn InventoryStore> {
+        self.db.clone()
+    }
+
+    pub fn payments(&self) -> Arc<dyn PaymentStore> {
+        self.db.clone()
+    }
+
+    pub fn deliveries(&self) -> Arc<dyn DeliveryStore> {
+        self.db.clone()
+    }
+
+    pub fn orders(&self) -> Arc<dyn OrderStore> {
+        self.db.clone()
+    }
+
+    pub fn events(&self) -> Arc<dyn EventStore> {
+        self.db.clone()
+    }
+
+    pub fn ledger(&self) -> Arc<dyn Ledger> {
+        self.db.clone()
+    }
+}

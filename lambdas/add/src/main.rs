@@ -1,1 +1,8 @@
-fn main() {}
+//! The add Lambda function.
+
+use ewf_add::AddService;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    ewf_aws::run(AddService).await
+}

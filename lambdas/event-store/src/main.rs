@@ -1,1 +1,9 @@
-fn main() {}
+//! The event-store function: stores every event of the bus.
+
+use ewf_event_store::EventStoreService;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    let env = ewf_aws::Environment::load().await;
+    ewf_aws::run(EventStoreService::new(env.events()?)).await
+}

@@ -1,1 +1,271 @@
-//! The inventory service.
+//! The inventory service: describes items and moves their stock, for the HTTP API
+//! (manual actions), the choreography (events) and the workflow (direct invocations).
+
+use async_trait::async_trait;
+use ewf_domain::entry::{Decode, EventInput, Function, HttpRequest, Input, Invocation, Reply};
+use ewf_domain::events::{BusEvent, DetailType, FunctionName};
+use ewf_domain::ports::{Bus, InventoryStore, Ledger, Step};
+use ewf_domain::step::{self, Refusal};
+use ewf_domain::{
+    Failure, Item, ItemId, Mode, OrderDetail, OrderStatus, RecordedError, ServiceError, StockMove,
+};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::sync::Arc;
+
+const SOURCE: FunctionName = FunctionName::Inventory;
+
+const MOVES: [StockMove; 4] = [
+    StockMove::Reserve,
+    StockMove::Unreserve,
+    StockMove::Remove,
+    StockMove::Return,
+];
+
+/// The name of a stock move: its action in routes and invocations, and its step.
+fn move_name(movement: StockMove) -> &'static str {
+    match movement {
+        StockMove::Reserve => "reserve",
+        StockMove::Unreserve => "unreserve",
+        StockMove::Remove => "remove",
+        StockMove::Return => "return",
+    }
+}
+
+/// What is asked of an item.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    Describe,
+    Move(StockMove),
+}
+
+impl Action {
+    pub fn parse(name: &str) -> Result<Self, ServiceError> {
+        if name == "describe" {
+            return Ok(Self::Describe);
+        }
+        MOVES
+            .into_iter()
+            .find(|movement| move_name(*movement) == name)
+            .map(Self::Move)
+            .ok_or_else(|| ServiceError::unknown_action(name))
+    }
+
+    /// The action an incoming event asks for, if this service handles the event.
+    fn reacting_to(detail_type: DetailType) -> Option<Self> {
+        use DetailType::*;
+        Some(match detail_type {
+            OrderCreated => Self::Move(StockMove::Reserve),
+            ItemReserved => Self::Describe,
+            PaymentMade => Self::Move(StockMove::Remove),
+            PaymentFailed | ErrorCustomerDescribed | ErrorDeliveryEstimated => {
+                Self::Move(StockMove::Unreserve)
+            }
+            OrderCanceled => Self::Move(StockMove::Return),
+            _ => return None,
+        })
+    }
+
+    /// The event announcing that the action was done.
+    fn announcement(self) -> DetailType {
+        match self {
+            Self::Describe => DetailType::ItemDescribed,
+            Self::Move(StockMove::Reserve) => DetailType::ItemReserved,
+            Self::Move(StockMove::Unreserve) => DetailType::ItemUnreserved,
+            Self::Move(StockMove::Remove) => DetailType::ItemRemoved,
+            Self::Move(StockMove::Return) => DetailType::ItemReturned,
+        }
+    }
+}
+
+/// One request to the inventory service.
+// A command lives for one invocation and is never stored in bulk: boxing the order
+// detail would buy nothing.
+#[allow(clippy::large_enum_variant)]
+#[derive(Clone, Debug, PartialEq)]
+pub enum Command {
+    /// `GET /inventory/{action}/{itemId}`: a manual action, not a saga step, so every
+    /// call acts anew.
+    Manual { action: Action, item_id: ItemId },
+    /// A saga step for an order: from an event (answered by publishing events) or from
+    /// the workflow (answered with the order detail).
+    Order {
+        action: Action,
+        order: OrderDetail,
+        mode: Mode,
+    },
+}
+
+impl Decode for Command {
+    fn from_http(request: &HttpRequest) -> Result<Self, ServiceError> {
+        let action = Action::parse(request.action("inventory")?)?;
+        let [item_id] = request.params([ItemId::FIELD])?;
+        Ok(Self::Manual {
+            action,
+            item_id: item_id.parse()?,
+        })
+    }
+
+    fn from_event(event: &EventInput) -> Result<Self, ServiceError> {
+        let action =
+            Action::reacting_to(event.known_type()?).ok_or_else(|| event.not_handled_by(SOURCE))?;
+        Ok(Self::Order {
+            action,
+            order: event.parse_detail()?,
+            mode: Mode::Events,
+        })
+    }
+
+    fn from_invoke(invocation: Invocation) -> Result<Self, ServiceError> {
+        Ok(Self::Order {
+            action: Action::parse(invocation.action()?)?,
+            order: invocation.order()?,
+            mode: Mode::Workflow,
+        })
+    }
+}
+
+/// Why a stock move was refused.
+fn refusal_error(movement: StockMove, item_id: &ItemId, refusal: Refusal) -> ServiceError {
+    match (refusal, movement) {
+        (Refusal::NotFound, _) => ServiceError::not_found("Item", item_id),
+        (Refusal::ConditionFailed, StockMove::Reserve) => ServiceError::conflict(
+            "ItemNotAvailable",
+            format!("item {item_id} is not available"),
+        ),
+        (Refusal::ConditionFailed, _) => ServiceError::conflict(
+            "NothingReserved",
+            format!("item {item_id} has nothing reserved"),
+        ),
+    }
+}
+
+pub struct InventoryService {
+    store: Arc<dyn InventoryStore>,
+    ledger: Arc<dyn Ledger>,
+    bus: Arc<dyn Bus>,
+}
+
+impl InventoryService {
+    pub fn new(store: Arc<dyn InventoryStore>, ledger: Arc<dyn Ledger>, bus: Arc<dyn Bus>) -> Self {
+        Self { store, ledger, bus }
+    }
+
+    pub async fn execute(&self, command: Command) -> Result<Reply, ServiceError> {
+        match command {
+            Command::Manual {
+                action: Action::Describe,
+                item_id,
+            } => Ok(Reply::ok(self.item(&item_id).await?)),
+            Command::Manual {
+                action: Action::Move(movement),
+                item_id,
+            } => match self.store.apply(&item_id, movement, None).await {
+                Ok(item) => Ok(Reply::ok(item)),
+                Err(err) => Err(refusal_error(movement, &item_id, Refusal::of(err)?)),
+            },
+            Command::Order {
+                action: Action::Describe,
+                mut order,
+                mode,
+            } => {
+                order.item = Some(self.item(&order.item_id).await?);
+                match mode {
+                    Mode::Events => {
+                        step::announce(&*self.bus, vec![announced(Action::Describe, &order)]).await
+                    }
+                    Mode::Workflow => Ok(Reply::ok(order)),
+                }
+            }
+            Command::Order {
+                action: Action::Move(movement),
+                order,
+                mode,
+            } => match mode {
+                Mode::Events => {
+                    let events = self
+                        .move_stock(
+                            movement,
+                            &order,
+                            || vec![announced(Action::Move(movement), &order)],
+                            |refused| refusal_events(movement, &order, refused),
+                        )
+                        .await?;
+                    step::announce(&*self.bus, events).await
+                }
+                Mode::Workflow => Reply::outcome(
+                    self.move_stock(
+                        movement,
+                        &order,
+                        || Ok(order.clone()),
+                        |refused| Err(RecordedError::from(refused)),
+                    )
+                    .await?,
+                ),
+            },
+        }
+    }
+
+    async fn item(&self, id: &ItemId) -> Result<Item, ServiceError> {
+        self.store
+            .get(id)
+            .await?
+            .ok_or_else(|| ServiceError::not_found("Item", id))
+    }
+
+    /// Performs the order's stock move as its saga step, with the outcome to record
+    /// on success and the one to record on a refusal.
+    async fn move_stock<T: Serialize + DeserializeOwned>(
+        &self,
+        movement: StockMove,
+        order: &OrderDetail,
+        success: impl FnOnce() -> T,
+        on_refusal: impl FnOnce(ServiceError) -> T,
+    ) -> Result<T, ServiceError> {
+        let item_id = &order.item_id;
+        step::perform(
+            &*self.ledger,
+            Step::key(SOURCE, &order.order_id, move_name(movement)),
+            success,
+            |step| async move {
+                self.store
+                    .apply(item_id, movement, Some(&step))
+                    .await
+                    .map(|_moved| ())
+            },
+            |refusal| on_refusal(refusal_error(movement, item_id, refusal)),
+        )
+        .await
+    }
+}
+
+fn announced(action: Action, order: &OrderDetail) -> BusEvent {
+    BusEvent::new(SOURCE, action.announcement(), order)
+}
+
+/// What the choreography hears of a refused move. A refused reservation ends the
+/// order; any other refusal means there is nothing left to move, so nothing is said.
+fn refusal_events(
+    movement: StockMove,
+    order: &OrderDetail,
+    refused: ServiceError,
+) -> Vec<BusEvent> {
+    let reason = refused.to_string();
+    if movement != StockMove::Reserve {
+        tracing::warn!(order = %order.order_id, %reason, "stock move refused; nothing to announce");
+        return Vec::new();
+    }
+    let mut failed = order.clone();
+    failed.failure = Some(Failure {
+        status: OrderStatus::ItemNotAvailable,
+        reason,
+    });
+    vec![BusEvent::new(SOURCE, DetailType::ItemNotAvailable, &failed)]
+}
+
+#[async_trait]
+impl Function for InventoryService {
+    async fn handle(&self, input: Input) -> Result<Reply, ServiceError> {
+        self.execute(Command::decode(&input)?).await
+    }
+}

@@ -1,1 +1,390 @@
-//! The order service.
+//! The order service: creates orders (over HTTP in events mode, for the workflow in
+//! workflow mode), records their status as the saga moves on, and describes them.
+
+use async_trait::async_trait;
+use ewf_domain::entry::{
+    Decode, EventInput, Function, FunctionError, HttpRequest, Input, Invocation, Reply,
+};
+use ewf_domain::events::{BusEvent, DetailType, FunctionName};
+use ewf_domain::ports::{Bus, Clock, Ledger, OrderStore, Random, Step};
+use ewf_domain::step::{self, Refusal};
+use ewf_domain::{
+    CustomerId, ItemId, Mode, Order, OrderDetail, OrderId, OrderRef, OrderStatus, OrderUpdate,
+    ServiceError,
+};
+use serde::Deserialize;
+use std::sync::Arc;
+
+/// What the order service is asked to do, whichever way it was called.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Command {
+    /// `GET /order/create/{customerId}/{itemId}`: starts an events-mode order.
+    Create {
+        customer_id: CustomerId,
+        item_id: ItemId,
+    },
+    /// `GET /order/describe/{customerId}/{orderId}`.
+    Describe {
+        customer_id: CustomerId,
+        order_id: OrderId,
+    },
+    /// Records an order unless it exists: OrderCreated (events) or `create` (workflow).
+    Open { detail: OrderDetail, mode: Mode },
+    /// Moves an order forward: the status listeners, `advance` and `fail`.
+    Advance {
+        detail: OrderDetail,
+        status: OrderStatus,
+        update: OrderUpdate,
+    },
+    /// Records the delivery outcome and passes it on to the saga (DeliveryWasDelivered,
+    /// DeliveryWasCanceled).
+    Conclude { order: OrderRef, outcome: Outcome },
+}
+
+/// How a delivery ended, as far as the order is concerned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Delivered,
+    Canceled,
+}
+
+impl Outcome {
+    fn step(self) -> &'static str {
+        match self {
+            Self::Delivered => "delivered",
+            Self::Canceled => "canceling",
+        }
+    }
+
+    fn status(self) -> OrderStatus {
+        match self {
+            Self::Delivered => OrderStatus::Delivered,
+            Self::Canceled => OrderStatus::Canceling,
+        }
+    }
+
+    fn event(self) -> DetailType {
+        match self {
+            Self::Delivered => DetailType::OrderDelivered,
+            Self::Canceled => DetailType::OrderCanceled,
+        }
+    }
+}
+
+impl Decode for Command {
+    fn from_http(request: &HttpRequest) -> Result<Self, ServiceError> {
+        match request.action("order")? {
+            "create" => {
+                let [customer, item] = request.params([CustomerId::FIELD, ItemId::FIELD])?;
+                Ok(Self::Create {
+                    customer_id: customer.parse()?,
+                    item_id: item.parse()?,
+                })
+            }
+            "describe" => {
+                let [customer, order] = request.params([CustomerId::FIELD, OrderId::FIELD])?;
+                Ok(Self::Describe {
+                    customer_id: customer.parse()?,
+                    order_id: order.parse()?,
+                })
+            }
+            other => Err(ServiceError::unknown_action(other)),
+        }
+    }
+
+    fn from_event(event: &EventInput) -> Result<Self, ServiceError> {
+        use DetailType::*;
+        let detail = || event.parse_detail::<OrderDetail>();
+        let advance = |status| Ok(Self::advance(detail()?, status));
+        let conclude = |outcome| {
+            Ok(Self::Conclude {
+                order: event.parse_detail()?,
+                outcome,
+            })
+        };
+        match event.known_type()? {
+            OrderCreated => Ok(Self::Open {
+                detail: detail()?,
+                mode: Mode::Events,
+            }),
+            ItemReserved => advance(OrderStatus::Reserved),
+            ItemNotAvailable => advance(OrderStatus::ItemNotAvailable),
+            PaymentMade => advance(OrderStatus::Paid),
+            PaymentFailed | ErrorCustomerDescribed | ErrorDeliveryEstimated => {
+                advance(OrderStatus::Compensating)
+            }
+            ItemUnreserved => {
+                let detail = detail()?;
+                // The compensation is complete: the order ends as the failure said.
+                let status = detail
+                    .failure
+                    .as_ref()
+                    .map(|failure| failure.status)
+                    .filter(|status| status.is_terminal())
+                    .ok_or_else(|| {
+                        ServiceError::bad_input(
+                            "failure",
+                            "must carry the final status of the order",
+                        )
+                    })?;
+                Ok(Self::advance(detail, status))
+            }
+            DeliveryStarted => advance(OrderStatus::Delivering),
+            PaymentCanceled => advance(OrderStatus::Canceled),
+            DeliveryWasDelivered => conclude(Outcome::Delivered),
+            DeliveryWasCanceled => conclude(Outcome::Canceled),
+            _ => Err(event.not_handled_by(FunctionName::Order)),
+        }
+    }
+
+    fn from_invoke(invocation: Invocation) -> Result<Self, ServiceError> {
+        match invocation.action()? {
+            "create" => Ok(Self::Open {
+                detail: invocation.order()?,
+                mode: Mode::Workflow,
+            }),
+            "advance" => {
+                let status: String = invocation.field("status")?;
+                let status = status
+                    .parse()
+                    .map_err(|expected| ServiceError::bad_input("status", expected))?;
+                Ok(Self::advance(invocation.order()?, status))
+            }
+            "fail" => {
+                let error: TaskError = invocation.field("error")?;
+                let detail = invocation.order()?;
+                let update = OrderUpdate {
+                    failure_reason: Some(error.reason()),
+                    ..OrderUpdate::from_detail(&detail)
+                };
+                Ok(Self::Advance {
+                    detail,
+                    status: error.status(),
+                    update,
+                })
+            }
+            other => Err(ServiceError::unknown_action(other)),
+        }
+    }
+}
+
+impl Command {
+    fn advance(detail: OrderDetail, status: OrderStatus) -> Self {
+        Self::Advance {
+            update: OrderUpdate::from_detail(&detail),
+            detail,
+            status,
+        }
+    }
+}
+
+/// The error a Step Functions `Catch` hands over: `{"Error": name, "Cause": text}`.
+#[derive(Clone, Debug, Deserialize)]
+struct TaskError {
+    #[serde(rename = "Error")]
+    error: String,
+    #[serde(rename = "Cause", default)]
+    cause: Option<String>,
+}
+
+impl TaskError {
+    fn status(&self) -> OrderStatus {
+        match self.error.as_str() {
+            "PaymentFailed" => OrderStatus::PaymentFailed,
+            "ItemNotAvailable" | "ItemNotFound" => OrderStatus::ItemNotAvailable,
+            _ => OrderStatus::Failed,
+        }
+    }
+
+    /// The cause of a Lambda function error is the function error as JSON text: its
+    /// message is what a person wants to read.
+    fn reason(&self) -> String {
+        match self
+            .cause
+            .as_deref()
+            .map(str::trim)
+            .filter(|cause| !cause.is_empty())
+        {
+            Some(cause) => serde_json::from_str::<FunctionError>(cause)
+                .map(|function_error| function_error.error_message)
+                .unwrap_or_else(|_| cause.to_owned()),
+            None => self.error.clone(),
+        }
+    }
+}
+
+pub struct OrderService {
+    store: Arc<dyn OrderStore>,
+    ledger: Arc<dyn Ledger>,
+    bus: Arc<dyn Bus>,
+    clock: Arc<dyn Clock>,
+    random: Arc<dyn Random>,
+}
+
+impl OrderService {
+    pub fn new(
+        store: Arc<dyn OrderStore>,
+        ledger: Arc<dyn Ledger>,
+        bus: Arc<dyn Bus>,
+        clock: Arc<dyn Clock>,
+        random: Arc<dyn Random>,
+    ) -> Self {
+        Self {
+            store,
+            ledger,
+            bus,
+            clock,
+            random,
+        }
+    }
+
+    pub async fn execute(&self, command: Command) -> Result<Reply, ServiceError> {
+        match command {
+            Command::Create {
+                customer_id,
+                item_id,
+            } => self.create(customer_id, item_id).await.map(Reply::ok),
+            Command::Describe {
+                customer_id,
+                order_id,
+            } => self
+                .store
+                .get(&customer_id, &order_id)
+                .await?
+                .map(Reply::ok)
+                .ok_or_else(|| ServiceError::not_found("Order", order_id)),
+            Command::Open { detail, mode } => {
+                let created = self
+                    .store
+                    .create(&Order::new(&detail, mode, self.clock.now()))
+                    .await?;
+                tracing::info!(order_id = %detail.order_id, %mode, created, "order recorded");
+                Ok(Reply::ok(detail))
+            }
+            Command::Advance {
+                detail,
+                status,
+                update,
+            } => {
+                self.advance(&detail.customer_id, &detail.order_id, status, &update)
+                    .await?;
+                Ok(Reply::ok(detail))
+            }
+            Command::Conclude { order, outcome } => {
+                self.conclude(&order, outcome).await.map(Reply::ok)
+            }
+        }
+    }
+
+    async fn create(
+        &self,
+        customer_id: CustomerId,
+        item_id: ItemId,
+    ) -> Result<Order, ServiceError> {
+        let now = self.clock.now();
+        let order_id = OrderId::generate(now, self.random.id_bits());
+        let detail = OrderDetail::new(customer_id, order_id, item_id);
+        // Announce first: if this process dies before the write, the Order rule's
+        // OrderCreated records the order. The other way round, a crash could leave an
+        // order that nothing works on.
+        self.bus
+            .publish(&[BusEvent::new(
+                FunctionName::Order,
+                DetailType::OrderCreated,
+                &detail,
+            )])
+            .await?;
+        let order = Order::new(&detail, Mode::Events, now);
+        self.store.create(&order).await?;
+        tracing::info!(order_id = %order.order_id, customer_id = %order.customer_id, "order created");
+        Ok(order)
+    }
+
+    async fn advance(
+        &self,
+        customer: &CustomerId,
+        order: &OrderId,
+        status: OrderStatus,
+        update: &OrderUpdate,
+    ) -> Result<(), ServiceError> {
+        match self
+            .store
+            .advance(customer, order, status, update, self.clock.now(), None)
+            .await
+        {
+            Ok(_) => {
+                tracing::info!(order_id = %order, %status, "order status recorded");
+                Ok(())
+            }
+            Err(err) => {
+                // Refused (not a store failure): the order is missing or past `status`.
+                Refusal::of(err)?;
+                let current = self.recorded(customer, order).await?;
+                // A late or repeated event: statuses never move back.
+                tracing::info!(order_id = %order, current = %current.order_status, ignored = %status,
+                    "order already at or past this status");
+                Ok(())
+            }
+        }
+    }
+
+    /// Records DELIVERED or CANCELING once (step `delivered` / `canceling`) and announces
+    /// OrderDelivered or OrderCanceled, built from the order record.
+    async fn conclude(
+        &self,
+        order: &OrderRef,
+        outcome: Outcome,
+    ) -> Result<Vec<BusEvent>, ServiceError> {
+        let record = self.recorded(&order.customer_id, &order.order_id).await?;
+        let mut detail = OrderDetail::new(record.customer_id, record.order_id, record.item_id);
+        detail.payment_id = record.payment_id;
+        let announce = vec![BusEvent::new(FunctionName::Order, outcome.event(), &detail)];
+        let key = Step::key(FunctionName::Order, &order.order_id, outcome.step());
+        let now = self.clock.now();
+        let events = step::perform(
+            self.ledger.as_ref(),
+            key,
+            || announce,
+            |step| async move {
+                self.store
+                    .advance(
+                        &order.customer_id,
+                        &order.order_id,
+                        outcome.status(),
+                        &OrderUpdate::default(),
+                        now,
+                        Some(&step),
+                    )
+                    .await
+                    .map(drop)
+            },
+            // Already concluded or failed some other way: there is nothing to announce.
+            |_| Vec::new(),
+        )
+        .await?;
+        step::publish(&*self.bus, &events).await?;
+        tracing::info!(order_id = %order.order_id, status = %outcome.status(), announced = events.len(),
+            "delivery outcome recorded");
+        Ok(events)
+    }
+
+    /// The order, which a status event expects to exist; it may still be being created
+    /// (OrderCreated is published before the record is written), so its absence is
+    /// worth a retry.
+    async fn recorded(
+        &self,
+        customer: &CustomerId,
+        order: &OrderId,
+    ) -> Result<Order, ServiceError> {
+        self.store.get(customer, order).await?.ok_or_else(|| {
+            ServiceError::Unavailable(format!("order {order} of {customer} is not recorded yet"))
+        })
+    }
+}
+
+#[async_trait]
+impl Function for OrderService {
+    async fn handle(&self, input: Input) -> Result<Reply, ServiceError> {
+        self.execute(Command::decode(&input)?).await
+    }
+}

@@ -1,1 +1,368 @@
-//! The payment service.
+//! The payment service: pays amounts (declining at random with a configured
+//! probability), cancels and describes payments, for the HTTP API, the choreography
+//! (DeliveryEstimated, ItemReturned) and the workflow (direct invocations).
+
+use async_trait::async_trait;
+use ewf_domain::entry::{Decode, EventInput, Function, HttpRequest, Input, Invocation, Reply};
+use ewf_domain::events::{BusEvent, DetailType, FunctionName};
+use ewf_domain::ids::{check_amount, parse_amount};
+use ewf_domain::ports::{Bus, Clock, Ledger, PaymentStore, Random, Step};
+use ewf_domain::step::{self, Refusal};
+use ewf_domain::{
+    Failure, Mode, Money, OrderDetail, OrderId, OrderStatus, PAYMENT_METHOD, Payment, PaymentId,
+    PaymentStatus, RecordedError, ServiceError,
+};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::sync::{Arc, OnceLock};
+
+const SOURCE: FunctionName = FunctionName::Payment;
+
+pub const FAIL_PROBABILITY_VAR: &str = "PAYMENT_FAIL_PROBABILITY";
+pub const DEFAULT_FAIL_PROBABILITY: f64 = 0.2;
+
+/// The probability that a payment fails, from `PAYMENT_FAIL_PROBABILITY` (default 0.2
+/// when unset or empty).
+pub fn fail_probability_from_env() -> Result<f64, String> {
+    match std::env::var(FAIL_PROBABILITY_VAR) {
+        Ok(text) if !text.trim().is_empty() => parse_fail_probability(&text),
+        Ok(_) | Err(std::env::VarError::NotPresent) => Ok(DEFAULT_FAIL_PROBABILITY),
+        Err(err) => Err(format!("{FAIL_PROBABILITY_VAR}: {err}")),
+    }
+}
+
+/// A probability from 0 to 1 inclusive.
+pub fn parse_fail_probability(text: &str) -> Result<f64, String> {
+    text.trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|probability| (0.0..=1.0).contains(probability))
+        .ok_or_else(|| format!("{FAIL_PROBABILITY_VAR} must be a number from 0 to 1, not {text:?}"))
+}
+
+/// One request to the payment service.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Command {
+    /// `GET /payment/pay/{amount}`: a manual payment, not a saga step.
+    Pay { amount: Money },
+    /// `GET /payment/describe/{paymentId}`
+    Describe { payment_id: PaymentId },
+    /// `GET /payment/cancel/{paymentId}`
+    Cancel { payment_id: PaymentId },
+    /// Pays for an order: on DeliveryEstimated (answered by an event) or for the
+    /// workflow (answered with the order detail).
+    PayOrder {
+        order: OrderDetail,
+        amount: Money,
+        mode: Mode,
+    },
+    /// Cancels an order's payment: on ItemReturned or for the workflow.
+    CancelOrder {
+        order: OrderDetail,
+        payment_id: PaymentId,
+        mode: Mode,
+    },
+}
+
+impl Decode for Command {
+    fn from_http(request: &HttpRequest) -> Result<Self, ServiceError> {
+        let payment_id = || -> Result<PaymentId, ServiceError> {
+            let [payment_id] = request.params([PaymentId::FIELD])?;
+            payment_id.parse()
+        };
+        match request.action("payment")? {
+            "pay" => {
+                let [amount] = request.params(["amount"])?;
+                Ok(Self::Pay {
+                    amount: parse_amount(amount)?,
+                })
+            }
+            "describe" => Ok(Self::Describe {
+                payment_id: payment_id()?,
+            }),
+            "cancel" => Ok(Self::Cancel {
+                payment_id: payment_id()?,
+            }),
+            other => Err(ServiceError::unknown_action(other)),
+        }
+    }
+
+    fn from_event(event: &EventInput) -> Result<Self, ServiceError> {
+        match event.known_type()? {
+            DetailType::DeliveryEstimated => {
+                let order: OrderDetail = event.parse_detail()?;
+                let amount = order_total(&order)?;
+                Ok(Self::PayOrder {
+                    order,
+                    amount,
+                    mode: Mode::Events,
+                })
+            }
+            DetailType::ItemReturned => Self::cancel_order(event.parse_detail()?, Mode::Events),
+            _ => Err(event.not_handled_by(SOURCE)),
+        }
+    }
+
+    fn from_invoke(invocation: Invocation) -> Result<Self, ServiceError> {
+        match invocation.action()? {
+            "pay" => {
+                let order = invocation.order()?;
+                let amount = check_amount(invocation.field("amount")?)?;
+                Ok(Self::PayOrder {
+                    order,
+                    amount,
+                    mode: Mode::Workflow,
+                })
+            }
+            "cancel" => Self::cancel_order(invocation.order()?, Mode::Workflow),
+            other => Err(ServiceError::unknown_action(other)),
+        }
+    }
+}
+
+impl Command {
+    fn cancel_order(order: OrderDetail, mode: Mode) -> Result<Self, ServiceError> {
+        let payment_id = order
+            .payment_id()
+            .cloned()
+            .ok_or_else(|| ServiceError::bad_input(PaymentId::FIELD, "the order has no payment"))?;
+        Ok(Self::CancelOrder {
+            order,
+            payment_id,
+            mode,
+        })
+    }
+}
+
+/// What the choreography charges: the item plus its delivery.
+fn order_total(order: &OrderDetail) -> Result<Money, ServiceError> {
+    match (&order.item, &order.delivery) {
+        (Some(item), Some(delivery)) => check_amount(item.price + delivery.price),
+        _ => Err(ServiceError::bad_input(
+            "detail",
+            "the order needs its item and delivery to be paid",
+        )),
+    }
+}
+
+/// Why a payment could not be canceled.
+fn cancel_refused(payment_id: &PaymentId, refusal: Refusal) -> ServiceError {
+    match refusal {
+        Refusal::NotFound => ServiceError::not_found("Payment", payment_id),
+        Refusal::ConditionFailed => ServiceError::conflict(
+            "PaymentNotPaid",
+            format!("payment {payment_id} is not PAID"),
+        ),
+    }
+}
+
+pub struct PaymentService {
+    store: Arc<dyn PaymentStore>,
+    ledger: Arc<dyn Ledger>,
+    bus: Arc<dyn Bus>,
+    clock: Arc<dyn Clock>,
+    random: Arc<dyn Random>,
+    fail_probability: f64,
+}
+
+impl PaymentService {
+    pub fn new(
+        store: Arc<dyn PaymentStore>,
+        ledger: Arc<dyn Ledger>,
+        bus: Arc<dyn Bus>,
+        clock: Arc<dyn Clock>,
+        random: Arc<dyn Random>,
+        fail_probability: f64,
+    ) -> Self {
+        Self {
+            store,
+            ledger,
+            bus,
+            clock,
+            random,
+            fail_probability,
+        }
+    }
+
+    pub async fn execute(&self, command: Command) -> Result<Reply, ServiceError> {
+        match command {
+            Command::Pay { amount } => {
+                let payment = self.attempt(amount);
+                self.store
+                    .create(&payment, None)
+                    .await
+                    .map_err(|err| ServiceError::Unavailable(err.to_string()))?;
+                match payment.status {
+                    PaymentStatus::Paid => Ok(Reply::created(payment)),
+                    _ => Err(ServiceError::payment_failed(&payment)),
+                }
+            }
+            Command::Describe { payment_id } => {
+                let payment = self.store.get(&payment_id).await?;
+                payment
+                    .map(Reply::ok)
+                    .ok_or_else(|| ServiceError::not_found("Payment", payment_id))
+            }
+            Command::Cancel { payment_id } => {
+                match self.store.cancel(&payment_id, self.clock.now(), None).await {
+                    Ok(payment) => Ok(Reply::ok(payment)),
+                    Err(err) => Err(cancel_refused(&payment_id, Refusal::of(err)?)),
+                }
+            }
+            Command::PayOrder {
+                order,
+                amount,
+                mode,
+            } => match mode {
+                Mode::Events => {
+                    let events = self
+                        .pay_step(&order.order_id, amount, |payment| {
+                            payment_events(&order, payment)
+                        })
+                        .await?;
+                    step::announce(&*self.bus, events).await
+                }
+                Mode::Workflow => Reply::outcome(
+                    self.pay_step(&order.order_id, amount, |payment| paid(&order, payment))
+                        .await?,
+                ),
+            },
+            Command::CancelOrder {
+                order,
+                payment_id,
+                mode,
+            } => match mode {
+                Mode::Events => {
+                    let announced =
+                        || vec![BusEvent::new(SOURCE, DetailType::PaymentCanceled, &order)];
+                    // A payment gone or not PAID leaves nothing to cancel, nor to announce.
+                    let nothing = |refused: ServiceError| {
+                        tracing::warn!(order = %order.order_id, reason = %refused, "cancel refused");
+                        Vec::new()
+                    };
+                    let events = self
+                        .cancel_step(&order, &payment_id, announced, nothing)
+                        .await?;
+                    step::announce(&*self.bus, events).await
+                }
+                Mode::Workflow => Reply::outcome(
+                    self.cancel_step(
+                        &order,
+                        &payment_id,
+                        || Ok(order.clone()),
+                        |refused| Err(RecordedError::from(refused)),
+                    )
+                    .await?,
+                ),
+            },
+        }
+    }
+
+    /// A new payment of `amount`, declined at random with the configured probability.
+    fn attempt(&self, amount: Money) -> Payment {
+        let now = self.clock.now();
+        let status = if self.random.unit() < self.fail_probability {
+            PaymentStatus::Failed
+        } else {
+            PaymentStatus::Paid
+        };
+        Payment {
+            payment_id: PaymentId::generate(now, self.random.id_bits()),
+            amount,
+            method: PAYMENT_METHOD.to_owned(),
+            status,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    /// The order's payment step, with `outcome` rendering the payment as what to record.
+    async fn pay_step<T: Serialize + DeserializeOwned>(
+        &self,
+        order_id: &OrderId,
+        amount: Money,
+        outcome: impl Fn(Payment) -> T,
+    ) -> Result<T, ServiceError> {
+        // Drawn on the step's first attempt only (a repeat replays what was recorded),
+        // then shared by the write and its refusal.
+        let drawn = OnceLock::new();
+        let payment = || drawn.get_or_init(|| self.attempt(amount)).clone();
+        step::perform(
+            &*self.ledger,
+            Step::key(SOURCE, order_id, "pay"),
+            || outcome(payment()),
+            |step| {
+                let payment = payment();
+                async move { self.store.create(&payment, Some(&step)).await }
+            },
+            // The only refusal is a clash of fresh ids, next to impossible: the order is
+            // then declined rather than left waiting.
+            |_| {
+                outcome(Payment {
+                    status: PaymentStatus::Failed,
+                    ..payment()
+                })
+            },
+        )
+        .await
+    }
+
+    /// The order's cancel step, with the outcome to record on success and on a refusal.
+    async fn cancel_step<T: Serialize + DeserializeOwned>(
+        &self,
+        order: &OrderDetail,
+        payment_id: &PaymentId,
+        success: impl FnOnce() -> T,
+        refused: impl FnOnce(ServiceError) -> T,
+    ) -> Result<T, ServiceError> {
+        step::perform(
+            &*self.ledger,
+            Step::key(SOURCE, &order.order_id, "cancel"),
+            success,
+            |step| async move {
+                let now = self.clock.now();
+                self.store
+                    .cancel(payment_id, now, Some(&step))
+                    .await
+                    .map(|_canceled| ())
+            },
+            |refusal| refused(cancel_refused(payment_id, refusal)),
+        )
+        .await
+    }
+}
+
+/// The workflow's answer: the order with its payment, or the declined payment.
+fn paid(order: &OrderDetail, payment: Payment) -> Result<OrderDetail, RecordedError> {
+    if payment.status != PaymentStatus::Paid {
+        return Err(ServiceError::payment_failed(&payment).into());
+    }
+    let mut paid = order.clone();
+    paid.payment = Some(payment);
+    Ok(paid)
+}
+
+/// PaymentMade, or PaymentFailed with the failure that the compensation carries to
+/// the order; both with the payment.
+fn payment_events(order: &OrderDetail, payment: Payment) -> Vec<BusEvent> {
+    let mut detail = order.clone();
+    let detail_type = if payment.status == PaymentStatus::Paid {
+        DetailType::PaymentMade
+    } else {
+        let reason = ServiceError::payment_failed(&payment).to_string();
+        detail.failure = Some(Failure {
+            status: OrderStatus::PaymentFailed,
+            reason,
+        });
+        DetailType::PaymentFailed
+    };
+    detail.payment = Some(payment);
+    vec![BusEvent::new(SOURCE, detail_type, &detail)]
+}
+
+#[async_trait]
+impl Function for PaymentService {
+    async fn handle(&self, input: Input) -> Result<Reply, ServiceError> {
+        self.execute(Command::decode(&input)?).await
+    }
+}

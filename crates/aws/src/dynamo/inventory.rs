@@ -1,0 +1,99 @@
+use super::codec::{key, number, to_item};
+use super::expr::Expr;
+use super::ledger::DynamoLedger;
+use super::table::{Guarded, Table};
+use async_trait::async_trait;
+use aws_sdk_dynamodb::Client;
+use ewf_domain::ports::{InventoryStore, Step};
+use ewf_domain::{Item, ItemId, StockMove, StoreError, WriteError};
+
+const ITEM_ID: &str = "itemId";
+const AVAILABLE: &str = "available";
+const RESERVED: &str = "reserved";
+const MONEY: &[&str] = &["price"];
+
+/// InventoryTable, keyed by `itemId`; stock moves are atomic counter updates.
+#[derive(Clone, Debug)]
+pub struct DynamoInventory {
+    table: Table,
+    ledger: DynamoLedger,
+}
+
+impl DynamoInventory {
+    pub fn new(client: Client, table: impl Into<String>, ledger_table: impl Into<String>) -> Self {
+        Self {
+            table: Table::new(client.clone(), table),
+            ledger: DynamoLedger::new(client, ledger_table),
+        }
+    }
+
+    /// Writes many items (seeding), replacing those with the same ids and their stock.
+    pub async fn batch_put(&self, items: &[Item]) -> Result<(), StoreError> {
+        let items = items
+            .iter()
+            .map(|item| to_item(item, MONEY))
+            .collect::<Result<_, _>>()?;
+        self.table.batch_put(items).await
+    }
+}
+
+/// The counter a move needs to be positive (see [`StockMove::allowed`]).
+fn guard(movement: StockMove) -> Option<&'static str> {
+    match movement {
+        StockMove::Reserve => Some(AVAILABLE),
+        StockMove::Unreserve | StockMove::Remove => Some(RESERVED),
+        StockMove::Return => None,
+    }
+}
+
+#[async_trait]
+impl InventoryStore for DynamoInventory {
+    async fn get(&self, id: &ItemId) -> Result<Option<Item>, StoreError> {
+        super::read(&self.table, key([(ITEM_ID, id.as_str())]), MONEY).await
+    }
+
+    async fn put(&self, item: &Item, overwrite: bool) -> Result<bool, StoreError> {
+        let attributes = to_item(item, MONEY)?;
+        if overwrite {
+            self.table.put(attributes).await?;
+            return Ok(true);
+        }
+        let mut expr = Expr::default();
+        let condition = expr.absent(ITEM_ID);
+        super::created(
+            self.table
+                .write(Guarded::put(attributes, condition, expr), None)
+                .await,
+        )
+    }
+
+    async fn apply(
+        &self,
+        id: &ItemId,
+        movement: StockMove,
+        step: Option<&Step>,
+    ) -> Result<Item, WriteError> {
+        let (available_change, reserved_change) = movement.deltas();
+        let mut expr = Expr::default();
+        let (available, reserved) = (expr.name(AVAILABLE), expr.name(RESERVED));
+        let update = format!(
+            "SET {available} = {available} + {}, {reserved} = {reserved} + {}",
+            expr.value(number(available_change)),
+            expr.value(number(reserved_change)),
+        );
+        let mut condition = expr.exists(ITEM_ID);
+        if let Some(counter) = guard(movement) {
+            condition = format!(
+                "{condition} AND {} >= {}",
+                expr.name(counter),
+                expr.value(number(1))
+            );
+        }
+        let guarded = Guarded::update(key([(ITEM_ID, id.as_str())]), update, condition, expr);
+        let after = self
+            .table
+            .write(guarded, step.map(|step| (&self.ledger, step)))
+            .await?;
+        super::updated(after, MONEY)
+    }
+}

@@ -1,0 +1,351 @@
+//! One DynamoDB table and the guarded writes every store is made of: a write alone, or
+//! a write and its saga step in one transaction.
+
+use super::codec::Attributes;
+use super::expr::Expr;
+use super::ledger::DynamoLedger;
+use crate::retry::Backoff;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::DisplayErrorContext;
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::{
+    CancellationReason, Put, PutRequest, ReturnValue, ReturnValuesOnConditionCheckFailure,
+    TransactWriteItem, Update, WriteRequest,
+};
+use ewf_domain::ports::Step;
+use ewf_domain::{StoreError, WriteError};
+
+/// BatchWriteItem takes at most 25 requests.
+const BATCH_SIZE: usize = 25;
+const CONDITION_FAILED: &str = "ConditionalCheckFailed";
+const TRANSACTION_CONFLICT: &str = "TransactionConflict";
+
+#[derive(Clone, Debug)]
+pub(crate) struct Table {
+    client: Client,
+    name: String,
+}
+
+/// A write that happens only if its condition holds.
+pub(crate) struct Guarded {
+    change: Change,
+    condition: String,
+    expr: Expr,
+}
+
+enum Change {
+    Put(Attributes),
+    Update { key: Attributes, expression: String },
+}
+
+impl Guarded {
+    pub fn put(item: Attributes, condition: String, expr: Expr) -> Self {
+        Self {
+            change: Change::Put(item),
+            condition,
+            expr,
+        }
+    }
+
+    pub fn update(key: Attributes, expression: String, condition: String, expr: Expr) -> Self {
+        Self {
+            change: Change::Update { key, expression },
+            condition,
+            expr,
+        }
+    }
+}
+
+/// Why a guarded write was refused, from the item as it was (`ALL_OLD`).
+fn refusal(current: Option<&Attributes>) -> WriteError {
+    match current {
+        Some(_) => WriteError::ConditionFailed,
+        None => WriteError::NotFound,
+    }
+}
+
+impl Table {
+    pub fn new(client: Client, name: impl Into<String>) -> Self {
+        Self {
+            client,
+            name: name.into(),
+        }
+    }
+
+    fn failed(&self, action: &str, err: impl std::error::Error) -> StoreError {
+        StoreError::new(format!(
+            "DynamoDB {action} on table {} failed: {}",
+            self.name,
+            DisplayErrorContext(err)
+        ))
+    }
+
+    /// The item with this key, read consistently.
+    pub async fn get(&self, key: Attributes) -> Result<Option<Attributes>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.name)
+            .set_key(Some(key))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|err| self.failed("GetItem", err))?;
+        Ok(output.item)
+    }
+
+    /// Writes an item whatever is there.
+    pub async fn put(&self, item: Attributes) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(&self.name)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(|err| self.failed("PutItem", err))?;
+        Ok(())
+    }
+
+    /// Writes many items whatever is there, in batches, retrying unprocessed items.
+    pub async fn batch_put(&self, items: Vec<Attributes>) -> Result<(), StoreError> {
+        let requests = items
+            .into_iter()
+            .map(|item| {
+                let put = PutRequest::builder().set_item(Some(item)).build();
+                put.map(|put| WriteRequest::builder().put_request(put).build())
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|err| self.failed("BatchWriteItem", err))?;
+        let backoff = Backoff::DEFAULT;
+        for batch in requests.chunks(BATCH_SIZE) {
+            let left = backoff
+                .drain(batch.to_vec(), |pending| async move {
+                    let output = self
+                        .client
+                        .batch_write_item()
+                        .request_items(&self.name, pending)
+                        .send()
+                        .await
+                        .map_err(|err| self.failed("BatchWriteItem", err))?;
+                    Ok(output
+                        .unprocessed_items
+                        .and_then(|mut tables| tables.remove(&self.name))
+                        .unwrap_or_default())
+                })
+                .await?;
+            if !left.is_empty() {
+                return Err(StoreError::new(format!(
+                    "DynamoDB left {} items unprocessed in table {} after {} attempts",
+                    left.len(),
+                    self.name,
+                    backoff.attempts
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// The items of a secondary index whose hash key `attribute` is `value`, in sort
+    /// key order, every page of them.
+    pub async fn query_index(
+        &self,
+        index: &str,
+        attribute: &'static str,
+        value: &str,
+    ) -> Result<Vec<Attributes>, StoreError> {
+        let mut expr = Expr::default();
+        let condition = expr.equals(attribute, super::codec::text(value));
+        let mut items = self
+            .client
+            .query()
+            .table_name(&self.name)
+            .index_name(index)
+            .key_condition_expression(condition)
+            .set_expression_attribute_names(expr.names())
+            .set_expression_attribute_values(expr.values())
+            .scan_index_forward(true)
+            .into_paginator()
+            .items()
+            .send();
+        let mut found = Vec::new();
+        while let Some(item) = items.next().await {
+            found.push(item.map_err(|err| self.failed("Query", err))?);
+        }
+        Ok(found)
+    }
+
+    /// Performs a guarded write; with a step, in one transaction with the step's ledger
+    /// entry. Returns the item after an update (`None` after a put).
+    pub async fn write(
+        &self,
+        guarded: Guarded,
+        step: Option<(&DynamoLedger, &Step)>,
+    ) -> Result<Option<Attributes>, WriteError> {
+        match step {
+            None => self.write_alone(guarded).await,
+            Some((ledger, step)) => self.write_with_step(guarded, ledger, step).await,
+        }
+    }
+
+    async fn write_alone(&self, guarded: Guarded) -> Result<Option<Attributes>, WriteError> {
+        let Guarded {
+            change,
+            condition,
+            expr,
+        } = guarded;
+        match change {
+            Change::Put(item) => {
+                let result = self
+                    .client
+                    .put_item()
+                    .table_name(&self.name)
+                    .set_item(Some(item))
+                    .condition_expression(condition)
+                    .set_expression_attribute_names(expr.names())
+                    .set_expression_attribute_values(expr.values())
+                    .return_values_on_condition_check_failure(
+                        ReturnValuesOnConditionCheckFailure::AllOld,
+                    )
+                    .send()
+                    .await;
+                match result {
+                    Ok(_) => Ok(None),
+                    Err(err) => match err.as_service_error() {
+                        Some(PutItemError::ConditionalCheckFailedException(failed)) => {
+                            Err(refusal(failed.item()))
+                        }
+                        _ => Err(self.failed("PutItem", err).into()),
+                    },
+                }
+            }
+            Change::Update { key, expression } => {
+                let result = self
+                    .client
+                    .update_item()
+                    .table_name(&self.name)
+                    .set_key(Some(key))
+                    .update_expression(expression)
+                    .condition_expression(condition)
+                    .set_expression_attribute_names(expr.names())
+                    .set_expression_attribute_values(expr.values())
+                    .return_values(ReturnValue::AllNew)
+                    .return_values_on_condition_check_failure(
+                        ReturnValuesOnConditionCheckFailure::AllOld,
+                    )
+                    .send()
+                    .await;
+                match result {
+                    Ok(output) => Ok(output.attributes),
+                    Err(err) => match err.as_service_error() {
+                        Some(UpdateItemError::ConditionalCheckFailedException(failed)) => {
+                            Err(refusal(failed.item()))
+                        }
+                        _ => Err(self.failed("UpdateItem", err).into()),
+                    },
+                }
+            }
+        }
+    }
+
+    /// The write in a transaction with `attribute_not_exists(stepKey)` on the ledger. A
+    /// transaction returns no values, so the item after an update is read afterwards.
+    async fn write_with_step(
+        &self,
+        guarded: Guarded,
+        ledger: &DynamoLedger,
+        step: &Step,
+    ) -> Result<Option<Attributes>, WriteError> {
+        let key = match &guarded.change {
+            Change::Update { key, .. } => Some(key.clone()),
+            Change::Put(_) => None,
+        };
+        let items = vec![
+            self.transact_item(guarded)?,
+            ledger.table().transact_item(DynamoLedger::guarded(step))?,
+        ];
+        let backoff = Backoff::DEFAULT;
+        let mut attempt = 0;
+        loop {
+            let result = self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(items.clone()))
+                .send()
+                .await;
+            let err = match result {
+                Ok(_) => break,
+                Err(err) => err,
+            };
+            let Some(TransactWriteItemsError::TransactionCanceledException(canceled)) =
+                err.as_service_error()
+            else {
+                return Err(self.failed("TransactWriteItems", err).into());
+            };
+            let reasons = canceled.cancellation_reasons();
+            let code = |index: usize| reasons.get(index).and_then(CancellationReason::code);
+            // The step first: a repeat replays the outcome even if the state moved on.
+            if code(1) == Some(CONDITION_FAILED) {
+                return Err(WriteError::AlreadyDone(ledger.existing(&step.key).await?));
+            }
+            if code(0) == Some(CONDITION_FAILED) {
+                return Err(refusal(reasons.first().and_then(CancellationReason::item)));
+            }
+            // Concurrent transactions on the same item cancel each other: try again.
+            attempt += 1;
+            if attempt >= backoff.attempts
+                || !reasons
+                    .iter()
+                    .any(|reason| reason.code() == Some(TRANSACTION_CONFLICT))
+            {
+                return Err(self.failed("TransactWriteItems", err).into());
+            }
+            tracing::debug!(table = %self.name, step = %step.key, attempt, "transaction conflict; retrying");
+            backoff.wait(attempt).await;
+        }
+        match key {
+            Some(key) => match self.get(key).await? {
+                Some(item) => Ok(Some(item)),
+                None => Err(StoreError::new(format!(
+                    "an item of table {} vanished after its update",
+                    self.name
+                ))
+                .into()),
+            },
+            None => Ok(None),
+        }
+    }
+
+    /// The write as one item of a transaction.
+    pub fn transact_item(&self, guarded: Guarded) -> Result<TransactWriteItem, StoreError> {
+        let Guarded {
+            change,
+            condition,
+            expr,
+        } = guarded;
+        let on_failure = ReturnValuesOnConditionCheckFailure::AllOld;
+        let item = match change {
+            Change::Put(item) => Put::builder()
+                .table_name(&self.name)
+                .set_item(Some(item))
+                .condition_expression(condition)
+                .set_expression_attribute_names(expr.names())
+                .set_expression_attribute_values(expr.values())
+                .return_values_on_condition_check_failure(on_failure)
+                .build()
+                .map(|put| TransactWriteItem::builder().put(put).build()),
+            Change::Update { key, expression } => Update::builder()
+                .table_name(&self.name)
+                .set_key(Some(key))
+                .update_expression(expression)
+                .condition_expression(condition)
+                .set_expression_attribute_names(expr.names())
+                .set_expression_attribute_values(expr.values())
+                .return_values_on_condition_check_failure(on_failure)
+                .build()
+                .map(|update| TransactWriteItem::builder().update(update).build()),
+        };
+        item.map_err(|err| self.failed("TransactWriteItems", err))
+    }
+}

@@ -1,0 +1,146 @@
+//! Delivery estimates with Amazon Location's resourceless APIs: Geocode (geo-places)
+//! locates the depot once and each address, CalculateRoutes (geo-routes) drives there.
+
+use async_trait::async_trait;
+use aws_sdk_geoplaces::error::DisplayErrorContext;
+use aws_sdk_geoplaces::operation::geocode::GeocodeError;
+use ewf_domain::ports::Estimator;
+use ewf_domain::{Address, Estimate, Money, ServiceError};
+use tokio::sync::OnceCell;
+
+/// A position as Amazon Location writes it: [longitude, latitude].
+type Position = Vec<f64>;
+
+pub struct LocationEstimator {
+    places: aws_sdk_geoplaces::Client,
+    routes: aws_sdk_georoutes::Client,
+    depot: Address,
+    depot_position: OnceCell<Position>,
+}
+
+impl LocationEstimator {
+    pub fn new(
+        places: aws_sdk_geoplaces::Client,
+        routes: aws_sdk_georoutes::Client,
+        depot: Address,
+    ) -> Self {
+        Self {
+            places,
+            routes,
+            depot,
+            depot_position: OnceCell::new(),
+        }
+    }
+
+    /// The best match for an address; `None` if nothing matches.
+    async fn locate(&self, address: &Address) -> Result<Option<Position>, ServiceError> {
+        let result = self
+            .places
+            .geocode()
+            .query_text(address.as_str())
+            .max_results(1)
+            .send()
+            .await;
+        let output = match result {
+            Ok(output) => output,
+            // A query Amazon Location cannot read is an address it cannot locate.
+            Err(err)
+                if matches!(
+                    err.as_service_error(),
+                    Some(GeocodeError::ValidationException(_))
+                ) =>
+            {
+                return Ok(None);
+            }
+            Err(err) => {
+                return Err(ServiceError::Unavailable(format!(
+                    "Amazon Location Geocode failed: {}",
+                    DisplayErrorContext(err)
+                )));
+            }
+        };
+        let position = output
+            .result_items()
+            .first()
+            .map(|place| place.position().to_vec());
+        Ok(position.filter(|position| position.len() == 2))
+    }
+
+    /// The depot's position, located on first use.
+    async fn depot(&self) -> Result<&Position, ServiceError> {
+        self.depot_position
+            .get_or_try_init(|| async {
+                self.locate(&self.depot).await?.ok_or_else(|| {
+                    ServiceError::Unavailable(format!(
+                        "the depot address {:?} cannot be located; check DELIVERY_ORIGIN_ADDRESS",
+                        self.depot.as_str()
+                    ))
+                })
+            })
+            .await
+    }
+
+    /// Metres and seconds by car; `None` if there is no route.
+    async fn drive(
+        &self,
+        from: &Position,
+        to: &Position,
+    ) -> Result<Option<(i64, i64)>, ServiceError> {
+        let output = self
+            .routes
+            .calculate_routes()
+            .set_origin(Some(from.clone()))
+            .set_destination(Some(to.clone()))
+            .send()
+            .await
+            .map_err(|err| {
+                ServiceError::Unavailable(format!(
+                    "Amazon Location CalculateRoutes failed: {}",
+                    aws_sdk_georoutes::error::DisplayErrorContext(err)
+                ))
+            })?;
+        let summary = output.routes().first().and_then(|route| route.summary());
+        Ok(summary.map(|summary| (summary.distance(), summary.duration())))
+    }
+}
+
+/// The estimate for a route of `metres` taking `seconds`.
+fn estimate(origin: &Address, address: &Address, metres: i64, seconds: i64) -> Estimate {
+    let duration = u64::try_from(seconds).unwrap_or_default();
+    Estimate {
+        origin: origin.to_string(),
+        address: address.clone(),
+        distance: Money::new(metres, 3).round_dp(2),
+        duration,
+        price: Estimate::price_for(duration),
+    }
+}
+
+#[async_trait]
+impl Estimator for LocationEstimator {
+    async fn estimate(&self, address: &Address) -> Result<Estimate, ServiceError> {
+        let unknown = || ServiceError::not_found("Address", address);
+        let from = self.depot().await?;
+        let to = self.locate(address).await?.ok_or_else(unknown)?;
+        let (metres, seconds) = self.drive(from, &to).await?.ok_or_else(unknown)?;
+        Ok(estimate(&self.depot, address, metres, seconds))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_route_becomes_kilometres_with_two_decimals_and_a_price() {
+        let depot = Address::parse("60 Holborn Viaduct, London EC1A 2FD, UK").unwrap();
+        let palace = Address::parse("Buckingham Palace, London SW1A 1AA, UK").unwrap();
+        let estimate = estimate(&depot, &palace, 4_567, 1_234);
+        assert_eq!(estimate.distance.to_string(), "4.57");
+        assert_eq!(
+            (estimate.duration, estimate.price.to_string()),
+            (1_234, "12.34".to_owned())
+        );
+        assert_eq!(estimate.origin, depot.as_str());
+    }
+}

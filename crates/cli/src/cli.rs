@@ -1,0 +1,286 @@
+//! The command line: every option and subcommand, with the help text users read.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use ewf_domain::{CustomerId, ItemId, Mode, OrderId, OrderStatus};
+use std::path::PathBuf;
+
+const EXIT_CODES: &str = "\
+Target: a deployed stack when one is named (--stack, the EWF_STACK variable, or stack_name
+in ./samconfig.toml), otherwise the embedded local stack in --state-dir (a note on stderr
+says so). --local always picks the local stack.
+
+Exit codes:
+  0    success
+  1    an expectation was not met: --expect saw another status, the order did not settle
+       within --timeout, or a demo check (parity, conservation) failed
+  2    usage: a malformed option, id or value (e.g. a probability outside 0..1)
+  3    not found: unknown customer, item, order or execution
+  4    configuration or credentials: no stack, no region, no credentials, a missing tool
+  5    the service refused or failed (e.g. delivering an order that is not in delivery)
+  130  interrupted (Ctrl-C)
+
+Errors are one line on stderr, saying what to do next. Data goes to stdout; progress and
+notes go to stderr, and only when stderr is a terminal. NO_COLOR turns colours off.
+EWF_LOG sets the log filter (e.g. EWF_LOG=debug).
+
+JSON output (--output json): one document on stdout; fields marked ? may be absent.
+  seed                   {customers, itemsWritten, itemsKept}
+  order create|describe, deliver, cancel
+                         the order: {customerId, orderId, mode, orderStatus, itemId, itemPrice?,
+                         deliveryPrice?, totalPrice?, paymentId?, deliveryAddress?,
+                         failureReason?, orderDate, updateDate}
+  set-fail-probability   {probability}
+  events                 {orderId, mode, customerId?, entries: [{time, type, source, detail}]};
+                         with --follow, one entry object per line instead
+  stack                  {target, outputs: {name: value}}
+  demo                   {target, rngSeed?, runs: [{scenario, mode, orderId, itemId, status,
+                         expected, stockBefore, stockAfter, paymentStatus?, steps, elapsedMs}],
+                         timeline?, checks: [{name, ok, failures}], ok}
+  bench                  {orders, concurrency, results: [{mode, phase, orders, failed, seconds,
+                         ordersPerSecond, p50Ms, p90Ms, p99Ms, firstFailure?}]}";
+
+/// Deploy, seed and exercise the order sagas, on AWS or on the embedded local stack.
+#[derive(Debug, Parser)]
+#[command(name = "ewf", version, after_long_help = EXIT_CODES)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct Global {
+    /// Use the embedded local stack, even when a stack is configured.
+    #[arg(long, global = true)]
+    pub local: bool,
+    /// Where the local stack keeps its state [default: .ewf].
+    #[arg(long, global = true, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// The deployed CloudFormation stack to use.
+    #[arg(long, global = true, env = "EWF_STACK", value_name = "NAME")]
+    pub stack: Option<String>,
+    /// AWS profile, as for the AWS CLI.
+    #[arg(long, global = true, value_name = "PROFILE")]
+    pub profile: Option<String>,
+    /// AWS region, as for the AWS CLI.
+    #[arg(long, global = true, value_name = "REGION")]
+    pub region: Option<String>,
+    /// Send every AWS request to this endpoint (an emulator such as moto).
+    #[arg(long, global = true, value_name = "URL")]
+    pub endpoint_url: Option<String>,
+    /// Output format: tables for people, or JSON for scripts (shapes in `ewf --help`).
+    #[arg(long, global = true, value_enum, default_value_t = Format::Table)]
+    pub output: Format,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Table,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Load the sample customers and items (idempotent: existing items keep their stock).
+    Seed {
+        /// Overwrite existing items, restoring their stock.
+        #[arg(long)]
+        reset: bool,
+        /// Read customers.json and items.json from DIR instead of the built-in data.
+        #[arg(long, value_name = "DIR")]
+        data: Option<PathBuf>,
+    },
+    /// Create or describe orders.
+    #[command(subcommand)]
+    Order(OrderCommand),
+    /// Mark an order's delivery delivered (events mode: a Logistics event on the bus;
+    /// workflow mode: the delivery service) and wait for the order to settle.
+    Deliver(FinishArgs),
+    /// Cancel an order's delivery; the saga returns the item and cancels the payment.
+    Cancel(FinishArgs),
+    /// Set the probability (0 to 1) that a payment fails.
+    SetFailProbability {
+        /// 0 never fails, 1 always fails.
+        #[arg(value_parser = parse_probability, value_name = "0..1")]
+        probability: f64,
+    },
+    /// An order's timeline: its stored events (events mode) or its execution history
+    /// (workflow mode). The mode is found from the order id.
+    Events {
+        /// The order id, as `ewf order create` prints it.
+        #[arg(long, value_name = "ORDER_ID")]
+        order: OrderId,
+        /// Keep printing new entries until the order is finished.
+        #[arg(long)]
+        follow: bool,
+    },
+    /// The target's outputs: tables, bus, state machine, endpoints.
+    Stack,
+    /// Build and deploy the SAM template (sam build, sam deploy).
+    Deploy {
+        /// Ask for every deployment parameter (sam deploy --guided).
+        #[arg(long)]
+        guided: bool,
+    },
+    /// Delete the deployed stack (sam delete).
+    Delete {
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Every scenario in both modes on fresh state, with parity and conservation checks.
+    /// Runs on the local stack (a temporary state directory unless --state-dir is given),
+    /// or on the stack named by --stack / EWF_STACK.
+    Demo {
+        /// Seed the random generator (ids, payment draws) for a reproducible run.
+        #[arg(long, value_name = "N")]
+        rng_seed: Option<u64>,
+    },
+    /// Throughput and latency of the local stack: orders to DELIVERING, then deliveries.
+    Bench {
+        /// Orders per mode.
+        #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
+        orders: u32,
+        /// Orders in flight at once.
+        #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=1024))]
+        concurrency: u32,
+        /// Which saga to measure.
+        #[arg(long, value_enum, default_value_t = BenchMode::Both)]
+        mode: BenchMode,
+    },
+    /// The embedded local stack.
+    #[command(subcommand)]
+    Local(LocalCommand),
+    /// Print a shell completion script.
+    Completions {
+        /// The shell, e.g. bash, zsh, fish.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OrderCommand {
+    /// Start an order. On the local stack the saga always runs until the order settles
+    /// (DELIVERING or a final status); on AWS, --wait follows it until then.
+    Create {
+        /// The customer, e.g. customer-1.
+        customer: CustomerId,
+        /// The item, e.g. item-1.
+        item: ItemId,
+        /// workflow: Step Functions orchestrates; events: the services react to events.
+        #[arg(long, value_enum)]
+        mode: ModeArg,
+        /// Wait until the order settles (DELIVERING or a final status).
+        #[arg(long)]
+        wait: bool,
+        /// Exit 1 unless the order settles in STATUS (implies --wait).
+        #[arg(long, value_name = "STATUS")]
+        expect: Option<OrderStatus>,
+        /// How long to wait, in seconds.
+        #[arg(long, default_value_t = 60, value_name = "SECS")]
+        timeout: u64,
+    },
+    /// Show an order.
+    Describe(OrderArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct OrderArgs {
+    /// The customer, e.g. customer-1.
+    pub customer: CustomerId,
+    /// The order id, as `ewf order create` prints it.
+    pub order: OrderId,
+}
+
+#[derive(Debug, Args)]
+pub struct FinishArgs {
+    #[command(flatten)]
+    pub order: OrderArgs,
+    /// How long to wait for the order to reach its final status, in seconds.
+    #[arg(long, default_value_t = 60, value_name = "SECS")]
+    pub timeout: u64,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LocalCommand {
+    /// Serve the HTTP API of the local stack on 127.0.0.1 until Ctrl-C.
+    Serve {
+        /// The port on 127.0.0.1 (0: any free port; the URL is printed).
+        #[arg(long, default_value_t = 3000)]
+        port: u16,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ModeArg {
+    Workflow,
+    Events,
+}
+
+impl From<ModeArg> for Mode {
+    fn from(mode: ModeArg) -> Self {
+        match mode {
+            ModeArg::Workflow => Mode::Workflow,
+            ModeArg::Events => Mode::Events,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum BenchMode {
+    Workflow,
+    Events,
+    Both,
+}
+
+impl BenchMode {
+    pub fn modes(self) -> &'static [Mode] {
+        match self {
+            Self::Workflow => &[Mode::Workflow],
+            Self::Events => &[Mode::Events],
+            Self::Both => &[Mode::Workflow, Mode::Events],
+        }
+    }
+}
+
+fn parse_probability(text: &str) -> Result<f64, String> {
+    let value: f64 = text
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number"))?;
+    if (0.0..=1.0).contains(&value) {
+        Ok(value)
+    } else {
+        Err(format!("{value} is outside 0..1"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn probabilities_outside_the_unit_interval_are_refused() {
+        assert_eq!(parse_probability("0.25"), Ok(0.25));
+        assert!(parse_probability("1.5").is_err());
+        assert!(parse_probability("-0.1").is_err());
+        assert!(parse_probability("NaN").is_err());
+    }
+
+    #[test]
+    fn global_options_work_after_the_subcommand() {
+        let cli = Cli::try_parse_from([
+            "ewf", "order", "describe", "c-1", "o-1", "--local", "--output", "json",
+        ])
+        .unwrap();
+        assert!(cli.global.local);
+        assert_eq!(cli.global.output, Format::Json);
+    }
+}

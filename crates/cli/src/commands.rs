@@ -1,0 +1,307 @@
+//! The everyday commands: seed, orders, deliveries, the payment setting, timelines,
+//! stack outputs, the local server and completions.
+
+use crate::cli::{Cli, Command, FinishArgs, Global, LocalCommand, OrderArgs, OrderCommand};
+use crate::error::{CliError, Exit, Result};
+use crate::output::Output;
+use crate::targets::local::LocalTarget;
+use crate::targets::{Outcome, Target, Timeline, order_not_found};
+use crate::{bench, demo, deploy, interruptible};
+use clap::CommandFactory;
+use comfy_table::{Cell, Table};
+use ewf_domain::sample::SampleData;
+use ewf_domain::{CustomerId, ItemId, Mode, Order, OrderId, OrderStatus};
+use serde_json::json;
+use std::path::Path;
+use std::time::Duration;
+
+/// How often `events --follow` looks for new entries.
+const FOLLOW_POLL: Duration = Duration::from_secs(1);
+
+pub async fn run(cli: Cli, output: &Output) -> Result<()> {
+    // The server stops on Ctrl-C by itself, and that is its normal end.
+    if matches!(cli.command, Command::Local(_)) {
+        dispatch(&cli.global, output, cli.command).await
+    } else {
+        interruptible(dispatch(&cli.global, output, cli.command)).await
+    }
+}
+
+async fn dispatch(global: &Global, output: &Output, command: Command) -> Result<()> {
+    match command {
+        Command::Seed { reset, data } => seed(global, output, reset, data.as_deref()).await,
+        Command::Order(OrderCommand::Create {
+            customer,
+            item,
+            mode,
+            wait,
+            expect,
+            timeout,
+        }) => {
+            let wait = wait || expect.is_some();
+            create(
+                global,
+                output,
+                mode.into(),
+                (&customer, &item),
+                wait,
+                expect,
+                timeout,
+            )
+            .await
+        }
+        Command::Order(OrderCommand::Describe(args)) => describe(global, output, &args).await,
+        Command::Deliver(args) => finish(global, output, &args, Outcome::Delivered).await,
+        Command::Cancel(args) => finish(global, output, &args, Outcome::Canceled).await,
+        Command::SetFailProbability { probability } => {
+            let target = global.open(output).await?;
+            let _spinner = output.spinner("updating the payment failure probability");
+            target.set_fail_probability(probability).await?;
+            output.show(&json!({ "probability": probability }), |_| {
+                let mut table = output.table(&["setting", "value"]);
+                table.add_row(vec![
+                    "PAYMENT_FAIL_PROBABILITY".to_owned(),
+                    probability.to_string(),
+                ]);
+                table
+            });
+            Ok(())
+        }
+        Command::Events { order, follow } => events(global, output, &order, follow).await,
+        Command::Stack => {
+            let target = global.open(output).await?;
+            let outputs = target.outputs().await?;
+            let map: serde_json::Map<_, _> = outputs
+                .iter()
+                .map(|(key, value)| (key.clone(), json!(value)))
+                .collect();
+            output.show(
+                &json!({ "target": target.describe(), "outputs": map }),
+                |_| {
+                    let mut table = output.table(&["output", "value"]);
+                    table.add_rows(
+                        outputs
+                            .iter()
+                            .map(|(key, value)| vec![key.clone(), value.clone()]),
+                    );
+                    table
+                },
+            );
+            Ok(())
+        }
+        Command::Deploy { guided } => deploy::deploy(global, output, guided).await,
+        Command::Delete { yes } => deploy::delete(global, output, yes).await,
+        Command::Demo { rng_seed } => demo::run(global, output, rng_seed).await,
+        Command::Bench {
+            orders,
+            concurrency,
+            mode,
+        } => bench::run(output, orders, concurrency, mode.modes()).await,
+        Command::Local(LocalCommand::Serve { port }) => serve(global, output, port).await,
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "ewf", &mut std::io::stdout());
+            Ok(())
+        }
+    }
+}
+
+async fn seed(global: &Global, output: &Output, reset: bool, data: Option<&Path>) -> Result<()> {
+    let data = match data {
+        None => SampleData::builtin(),
+        Some(dir) => SampleData::from_dir(dir).map_err(|err| {
+            CliError::new(Exit::Usage, err).hint(
+                "--data needs a directory with customers.json and items.json, shaped as in data/",
+            )
+        })?,
+    };
+    let target = global.open(output).await?;
+    let _spinner = output.spinner(format!("seeding {}", target.describe()));
+    let summary = target.seed(&data, reset).await?;
+    output.show(&summary, |summary| {
+        let mut table =
+            output.table(&["customers", "items written", "items kept (existing stock)"]);
+        table.add_row(vec![
+            summary.customers,
+            summary.items_written,
+            summary.items_kept,
+        ]);
+        table
+    });
+    Ok(())
+}
+
+async fn create(
+    global: &Global,
+    output: &Output,
+    mode: Mode,
+    (customer, item): (&CustomerId, &ItemId),
+    wait: bool,
+    expect: Option<OrderStatus>,
+    timeout: u64,
+) -> Result<()> {
+    let target = global.open(output).await?;
+    let timeout = Duration::from_secs(timeout);
+    let spinner = output.spinner(format!("creating a {mode} order of {item} for {customer}"));
+    let created = target.create_order(mode, customer, item, wait.then_some(timeout));
+    let order = tokio::time::timeout(timeout, created).await.map_err(|_| {
+        CliError::expectation(format!(
+            "the order did not settle within {}s",
+            timeout.as_secs()
+        ))
+        .hint("wait longer with --timeout")
+    })??;
+    drop(spinner);
+    show_order(output, &order);
+    match expect {
+        Some(expected) if order.order_status != expected => Err(CliError::expectation(format!(
+            "order {} is {}, expected {expected}",
+            order.order_id, order.order_status
+        ))
+        .hint(format!(
+            "see what happened with `ewf events --order {}`",
+            order.order_id
+        ))),
+        _ => Ok(()),
+    }
+}
+
+async fn describe(global: &Global, output: &Output, args: &OrderArgs) -> Result<()> {
+    let target = global.open(output).await?;
+    let order = target
+        .describe_order(&args.customer, &args.order)
+        .await?
+        .ok_or_else(|| order_not_found(&args.customer, &args.order))?;
+    show_order(output, &order);
+    Ok(())
+}
+
+async fn finish(
+    global: &Global,
+    output: &Output,
+    args: &FinishArgs,
+    outcome: Outcome,
+) -> Result<()> {
+    let target = global.open(output).await?;
+    let OrderArgs { customer, order } = &args.order;
+    let _spinner = output.spinner(format!("finishing the delivery of {order}"));
+    let timeout = Duration::from_secs(args.timeout);
+    let order = target
+        .finish_delivery(customer, order, outcome, timeout)
+        .await?;
+    show_order(output, &order);
+    Ok(())
+}
+
+pub fn show_order(output: &Output, order: &Order) {
+    fn text<T: ToString>(value: Option<&T>) -> String {
+        value.map(ToString::to_string).unwrap_or_default()
+    }
+    output.show(order, |order| {
+        let mut table = output.table(&["field", "value"]);
+        table.add_row(vec![Cell::new("orderId"), Cell::new(&order.order_id)]);
+        table.add_row(vec![
+            Cell::new("orderStatus"),
+            output.status_cell(order.order_status.as_str()),
+        ]);
+        let rows = [
+            ("customerId", order.customer_id.to_string()),
+            ("mode", order.mode.to_string()),
+            ("itemId", order.item_id.to_string()),
+            ("itemPrice", text(order.item_price.as_ref())),
+            ("deliveryPrice", text(order.delivery_price.as_ref())),
+            ("totalPrice", text(order.total_price.as_ref())),
+            ("paymentId", text(order.payment_id.as_ref())),
+            ("deliveryAddress", text(order.delivery_address.as_ref())),
+            ("failureReason", text(order.failure_reason.as_ref())),
+            ("orderDate", order.order_date.to_rfc3339()),
+            ("updateDate", order.update_date.to_rfc3339()),
+        ];
+        table.add_rows(
+            rows.into_iter()
+                .map(|(field, value)| vec![field.to_owned(), value]),
+        );
+        table
+    });
+}
+
+async fn events(global: &Global, output: &Output, order: &OrderId, follow: bool) -> Result<()> {
+    let target = global.open(output).await?;
+    let timeline = target.timeline(order).await?.ok_or_else(|| {
+        CliError::not_found(format!("no events and no execution found for order {order}"))
+            .hint("check the order id (`ewf order create` prints it); events appear once the order is created")
+    })?;
+    if !follow {
+        output.show(&timeline, |timeline| timeline_table(output, timeline));
+        return Ok(());
+    }
+    let mut printed = 0;
+    let mut timeline = timeline;
+    loop {
+        // Decided before the last read, so the entries that finished the order are shown.
+        let done = finished(target.as_ref(), &timeline).await?;
+        if done {
+            // The event store may lag the order by a moment.
+            tokio::time::sleep(FOLLOW_POLL).await;
+            timeline = target.timeline(order).await?.unwrap_or(timeline);
+        }
+        for entry in timeline.entries.iter().skip(printed) {
+            if output.is_json() {
+                // One JSON object per line, so a script can read entries as they come.
+                output.print(&serde_json::to_string(entry).unwrap_or_default());
+            } else {
+                output.print(&format!(
+                    "{}  {:<28} {}",
+                    entry.time.to_rfc3339(),
+                    entry.kind,
+                    entry.source
+                ));
+            }
+        }
+        printed = timeline.entries.len();
+        if done {
+            return Ok(());
+        }
+        tokio::time::sleep(FOLLOW_POLL).await;
+        timeline = target.timeline(order).await?.unwrap_or(timeline);
+    }
+}
+
+/// Whether nothing more will be added to a timeline: the execution ended, or the order
+/// is in a final status.
+async fn finished(target: &dyn Target, timeline: &Timeline) -> Result<bool> {
+    if timeline.mode == Mode::Workflow {
+        return Ok(timeline.execution_ended());
+    }
+    let Some(customer) = &timeline.customer_id else {
+        return Ok(false);
+    };
+    let order = target.describe_order(customer, &timeline.order_id).await?;
+    Ok(order.is_some_and(|order| order.order_status.is_terminal()))
+}
+
+pub fn timeline_table(output: &Output, timeline: &Timeline) -> Table {
+    let mut table = output.table(&["#", "time", "type", "source"]);
+    for (index, entry) in timeline.entries.iter().enumerate() {
+        table.add_row(vec![
+            (index + 1).to_string(),
+            entry.time.format("%H:%M:%S%.3f").to_string(),
+            entry.kind.clone(),
+            entry.source.clone(),
+        ]);
+    }
+    table
+}
+
+async fn serve(global: &Global, output: &Output, port: u16) -> Result<()> {
+    let target = LocalTarget::open(global.state_dir(), None)?;
+    let (listener, address) = ewf_local::serve::bind(port).await?;
+    output.print(&format!("http://{address}"));
+    output.note(
+        "serving the local stack's HTTP API (GET routes of the API, POST /order); Ctrl-C stops",
+    );
+    let shutdown = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    ewf_local::serve::serve(target.stack().clone(), listener, shutdown).await?;
+    Ok(())
+}

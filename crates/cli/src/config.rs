@@ -1,0 +1,149 @@
+//! Which target a command runs against: `--local`, a named stack (`--stack`, EWF_STACK,
+//! `samconfig.toml`), or the local stack by default.
+
+use crate::cli::Global;
+use crate::error::{CliError, Result};
+use crate::output::Output;
+use crate::targets::Target;
+use crate::targets::aws::{AwsSettings, AwsTarget};
+use crate::targets::local::LocalTarget;
+use std::path::{Path, PathBuf};
+
+pub const DEFAULT_STATE_DIR: &str = ".ewf";
+const SAMCONFIG: &str = "samconfig.toml";
+
+pub enum Choice {
+    Local(PathBuf),
+    Aws(AwsSettings),
+}
+
+impl Global {
+    pub fn state_dir(&self) -> PathBuf {
+        self.state_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR))
+    }
+
+    /// The settings of a stack named on the command line or in the environment.
+    pub fn named_stack(&self) -> Option<AwsSettings> {
+        self.stack.as_ref().map(|stack| AwsSettings {
+            stack: stack.clone(),
+            profile: self.profile.clone(),
+            region: self.region.clone(),
+            endpoint_url: self.endpoint_url.clone(),
+        })
+    }
+
+    /// The target of an ordinary command.
+    pub fn choose(&self) -> Result<Choice> {
+        if self.local {
+            return Ok(Choice::Local(self.state_dir()));
+        }
+        if let Some(settings) = self.named_stack() {
+            return Ok(Choice::Aws(settings));
+        }
+        match SamConfig::read(Path::new(SAMCONFIG))? {
+            Some(sam) => Ok(Choice::Aws(AwsSettings {
+                stack: sam.stack,
+                profile: self.profile.clone().or(sam.profile),
+                region: self.region.clone().or(sam.region),
+                endpoint_url: self.endpoint_url.clone(),
+            })),
+            None => Ok(Choice::Local(self.state_dir())),
+        }
+    }
+
+    /// Opens the target of an ordinary command, noting on stderr when no stack was
+    /// configured and the local stack is used.
+    pub async fn open(&self, output: &Output) -> Result<Box<dyn Target>> {
+        let explicit = self.local;
+        match self.choose()? {
+            Choice::Local(dir) => {
+                if !explicit {
+                    output.note(&format!(
+                        "no stack configured (--stack, EWF_STACK or samconfig.toml): using the local stack in {}",
+                        dir.display()
+                    ));
+                }
+                Ok(Box::new(LocalTarget::open(dir, None)?))
+            }
+            Choice::Aws(settings) => Ok(Box::new(AwsTarget::connect(&settings).await?)),
+        }
+    }
+}
+
+/// What `sam deploy` recorded in samconfig.toml.
+#[derive(Debug, PartialEq)]
+pub struct SamConfig {
+    pub stack: String,
+    pub region: Option<String>,
+    pub profile: Option<String>,
+}
+
+impl SamConfig {
+    pub fn read(path: &Path) -> Result<Option<Self>> {
+        match std::fs::read_to_string(path) {
+            Ok(text) => Self::parse(&text).map_err(|err| {
+                CliError::config(format!("cannot read {}: {err}", path.display()))
+                    .hint("fix the file, or pass --stack NAME or --local")
+            }),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(err) => Err(
+                CliError::config(format!("cannot read {}: {err}", path.display()))
+                    .hint("pass --stack NAME or --local"),
+            ),
+        }
+    }
+
+    /// The `default` environment's deploy parameters, then its global ones.
+    pub fn parse(text: &str) -> Result<Option<Self>, String> {
+        let document: toml_edit::DocumentMut = text
+            .parse()
+            .map_err(|err: toml_edit::TomlError| err.message().to_owned())?;
+        let setting = |name: &str| {
+            ["deploy", "global"]
+                .iter()
+                .find_map(|command| {
+                    // `get`, not indexing: indexing a missing key panics.
+                    document
+                        .get("default")
+                        .and_then(|default| default.get(command))
+                        .and_then(|command| command.get("parameters"))
+                        .and_then(|parameters| parameters.get(name))
+                        .and_then(toml_edit::Item::as_str)
+                })
+                .map(str::to_owned)
+        };
+        Ok(setting("stack_name").map(|stack| Self {
+            stack,
+            region: setting("region"),
+            profile: setting("profile"),
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn samconfig_gives_the_stack_and_its_region() {
+        let text = "version = 0.1\n[default.deploy.parameters]\nstack_name = \"ewf-dev\"\nregion = \"eu-west-2\"\n";
+        let config = SamConfig::parse(text).unwrap().unwrap();
+        assert_eq!(
+            config,
+            SamConfig {
+                stack: "ewf-dev".into(),
+                region: Some("eu-west-2".into()),
+                profile: None
+            }
+        );
+        let global_only = "[default.global.parameters]\nstack_name = \"other\"\n";
+        assert_eq!(
+            SamConfig::parse(global_only).unwrap().unwrap().stack,
+            "other"
+        );
+        assert_eq!(SamConfig::parse("version = 0.1\n").unwrap(), None);
+        assert!(SamConfig::parse("[default").is_err());
+    }
+}

@@ -1,0 +1,425 @@
+//! `ewf demo`: every scenario in both modes on fresh state, then the checks that the two
+//! sagas agree (parity) and that no stock was lost (conservation).
+
+use crate::cli::Global;
+use crate::commands::timeline_table;
+use crate::error::{CliError, Result};
+use crate::output::Output;
+use crate::targets::aws::AwsTarget;
+use crate::targets::local::LocalTarget;
+use crate::targets::{Outcome, Target, Timeline};
+use ewf_domain::sample::SampleData;
+use ewf_domain::{CustomerId, Item, ItemId, Mode, Money, Order, OrderId, OrderStatus};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+/// An item seeded with no stock, for the "item not available" scenario.
+const SOLD_OUT_ITEM: &str = "demo-sold-out";
+/// A customer that is never seeded.
+const UNKNOWN_CUSTOMER: &str = "demo-unknown-customer";
+/// How long one order may take to settle.
+const SETTLE: Duration = Duration::from_secs(30);
+
+struct Scenario {
+    name: &'static str,
+    customer: &'static str,
+    item: &'static str,
+    fail_probability: f64,
+    finish: Option<Outcome>,
+    expected: OrderStatus,
+}
+
+const SCENARIOS: &[Scenario] = &[
+    Scenario {
+        name: "delivered",
+        customer: "customer-1",
+        item: "item-1",
+        fail_probability: 0.0,
+        finish: Some(Outcome::Delivered),
+        expected: OrderStatus::Delivered,
+    },
+    Scenario {
+        name: "canceled",
+        customer: "customer-2",
+        item: "item-2",
+        fail_probability: 0.0,
+        finish: Some(Outcome::Canceled),
+        expected: OrderStatus::Canceled,
+    },
+    Scenario {
+        name: "payment failed",
+        customer: "customer-3",
+        item: "item-3",
+        fail_probability: 1.0,
+        finish: None,
+        expected: OrderStatus::PaymentFailed,
+    },
+    Scenario {
+        name: "item not available",
+        customer: "customer-1",
+        item: SOLD_OUT_ITEM,
+        fail_probability: 0.0,
+        finish: None,
+        expected: OrderStatus::ItemNotAvailable,
+    },
+    Scenario {
+        name: "unknown customer",
+        customer: UNKNOWN_CUSTOMER,
+        item: "item-1",
+        fail_probability: 0.0,
+        finish: None,
+        expected: OrderStatus::Failed,
+    },
+];
+
+/// The scenario whose events-mode timeline the demo prints: it shows the compensation.
+const SHOWN_TIMELINE: &str = "canceled";
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+struct Stock {
+    available: i64,
+    reserved: i64,
+}
+
+impl Stock {
+    fn of(item: Option<&Item>) -> Self {
+        item.map_or_else(Self::default, |item| Self {
+            available: item.available,
+            reserved: item.reserved,
+        })
+    }
+
+    fn delta(self, before: Self) -> (i64, i64) {
+        (
+            self.available - before.available,
+            self.reserved - before.reserved,
+        )
+    }
+}
+
+impl std::fmt::Display for Stock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.available, self.reserved)
+    }
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Run {
+    scenario: &'static str,
+    mode: Mode,
+    order_id: OrderId,
+    item_id: ItemId,
+    status: OrderStatus,
+    expected: OrderStatus,
+    stock_before: Stock,
+    stock_after: Stock,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    payment_status: Option<String>,
+    /// Stored events (events mode) or state transitions (workflow mode).
+    steps: usize,
+    elapsed_ms: u128,
+}
+
+#[derive(Debug, Serialize)]
+struct Check {
+    name: &'static str,
+    ok: bool,
+    failures: Vec<String>,
+}
+
+impl Check {
+    fn new(name: &'static str, failures: Vec<String>) -> Self {
+        Self {
+            name,
+            ok: failures.is_empty(),
+            failures,
+        }
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Report {
+    target: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rng_seed: Option<u64>,
+    runs: Vec<Run>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    timeline: Option<Timeline>,
+    checks: Vec<Check>,
+    ok: bool,
+}
+
+pub async fn run(global: &Global, output: &Output, rng_seed: Option<u64>) -> Result<()> {
+    // A temporary state directory lives as long as the demo.
+    let mut _scratch = None;
+    let target: Box<dyn Target> = match (global.named_stack(), &global.state_dir) {
+        (Some(settings), _) if !global.local => Box::new(AwsTarget::connect(&settings).await?),
+        (_, Some(dir)) => Box::new(LocalTarget::open(dir.clone(), rng_seed)?),
+        (_, None) => {
+            let dir = tempfile::Builder::new()
+                .prefix("ewf-demo-")
+                .tempdir()
+                .map_err(|err| {
+                    CliError::config(format!("cannot create a temporary directory: {err}"))
+                        .hint("pass --state-dir DIR")
+                })?;
+            let target = LocalTarget::open(dir.path().to_path_buf(), rng_seed)?;
+            _scratch = Some(dir);
+            Box::new(target)
+        }
+    };
+    let data = demo_data();
+    let spinner = output.spinner(format!("demo on the {}: seeding", target.describe()));
+    target.seed(&data, true).await?;
+    let previous = target.fail_probability().await?;
+    let runs = run_scenarios(target.as_ref(), &spinner).await;
+    // Leave the setting as it was, even when a scenario failed.
+    target.set_fail_probability(previous).await?;
+    let runs = runs?;
+    let shown = runs
+        .iter()
+        .find(|run| run.scenario == SHOWN_TIMELINE && run.mode == Mode::Events);
+    let timeline = match shown {
+        Some(run) => target.timeline(&run.order_id).await?,
+        None => None,
+    };
+    let checks = vec![
+        Check::new("outcomes", outcome_failures(&runs)),
+        Check::new("parity", parity_failures(&runs)),
+        Check::new(
+            "conservation",
+            conservation_failures(target.as_ref(), &data, &runs).await?,
+        ),
+    ];
+    drop(spinner);
+    let ok = checks.iter().all(|check| check.ok);
+    let report = Report {
+        target: target.describe(),
+        rng_seed,
+        runs,
+        timeline,
+        checks,
+        ok,
+    };
+    if output.is_json() {
+        output.json(&report);
+    } else {
+        print_report(output, &report);
+    }
+    if ok {
+        return Ok(());
+    }
+    let failed: Vec<_> = report
+        .checks
+        .iter()
+        .filter(|check| !check.ok)
+        .map(|check| check.name)
+        .collect();
+    Err(
+        CliError::expectation(format!("demo checks failed: {}", failed.join(", ")))
+            .hint("the failures are listed above; run with EWF_LOG=debug for the services' logs"),
+    )
+}
+
+/// The built-in sample data plus an item with no stock.
+fn demo_data() -> SampleData {
+    let mut data = SampleData::builtin();
+    if let Ok(item_id) = ItemId::parse(SOLD_OUT_ITEM) {
+        data.items.push(Item {
+            item_id,
+            name: "Sold-out Gadget".into(),
+            description: "Never in stock: the demo's item-not-available scenario".into(),
+            price: Money::new(9_999, 2),
+            available: 0,
+            reserved: 0,
+        });
+    }
+    data
+}
+
+async fn run_scenarios(target: &dyn Target, spinner: &crate::output::Spinner) -> Result<Vec<Run>> {
+    let mut runs = Vec::new();
+    let mut probability = None;
+    for scenario in SCENARIOS {
+        if probability != Some(scenario.fail_probability) {
+            target
+                .set_fail_probability(scenario.fail_probability)
+                .await?;
+            probability = Some(scenario.fail_probability);
+        }
+        for mode in [Mode::Workflow, Mode::Events] {
+            spinner.set_message(format!("demo: {} ({mode})", scenario.name));
+            runs.push(run_one(target, scenario, mode).await?);
+        }
+    }
+    Ok(runs)
+}
+
+async fn run_one(target: &dyn Target, scenario: &Scenario, mode: Mode) -> Result<Run> {
+    let customer = CustomerId::parse(scenario.customer)?;
+    let item = ItemId::parse(scenario.item)?;
+    let before = Stock::of(target.item(&item).await?.as_ref());
+    let started = Instant::now();
+    let mut order = target
+        .create_order(mode, &customer, &item, Some(SETTLE))
+        .await?;
+    if let Some(outcome) = scenario
+        .finish
+        .filter(|_| order.order_status == OrderStatus::Delivering)
+    {
+        order = target
+            .finish_delivery(&customer, &order.order_id, outcome, SETTLE)
+            .await?;
+    }
+    let elapsed_ms = started.elapsed().as_millis();
+    let stock_after = Stock::of(target.item(&item).await?.as_ref());
+    let steps = target
+        .timeline(&order.order_id)
+        .await?
+        .map_or(0, |timeline| timeline.steps());
+    Ok(Run {
+        scenario: scenario.name,
+        mode,
+        order_id: order.order_id.clone(),
+        item_id: item,
+        status: order.order_status,
+        expected: scenario.expected,
+        stock_before: before,
+        stock_after,
+        payment_status: payment_status(target, &order).await?,
+        steps,
+        elapsed_ms,
+    })
+}
+
+async fn payment_status(target: &dyn Target, order: &Order) -> Result<Option<String>> {
+    let Some(id) = &order.payment_id else {
+        return Ok(None);
+    };
+    Ok(target
+        .payment(id)
+        .await?
+        .map(|payment| payment.status.to_string()))
+}
+
+fn outcome_failures(runs: &[Run]) -> Vec<String> {
+    runs.iter()
+        .filter(|run| run.status != run.expected)
+        .map(|run| {
+            format!(
+                "{} ({}): {} instead of {}",
+                run.scenario, run.mode, run.status, run.expected
+            )
+        })
+        .collect()
+}
+
+/// Both modes of a scenario end alike: status, stock movement and payment status.
+fn parity_failures(runs: &[Run]) -> Vec<String> {
+    let mut by_scenario: BTreeMap<&str, Vec<&Run>> = BTreeMap::new();
+    for run in runs {
+        by_scenario.entry(run.scenario).or_default().push(run);
+    }
+    let end = |run: &Run| {
+        (
+            run.status,
+            run.stock_after.delta(run.stock_before),
+            run.payment_status.clone(),
+        )
+    };
+    by_scenario
+        .into_iter()
+        .filter_map(|(scenario, runs)| match runs.as_slice() {
+            [first, second] if end(first) == end(second) => None,
+            [first, second] => Some(format!(
+                "{scenario}: {}; {}",
+                describe_end(first),
+                describe_end(second)
+            )),
+            _ => Some(format!("{scenario}: expected one run per mode")),
+        })
+        .collect()
+}
+
+fn describe_end(run: &Run) -> String {
+    let (available, reserved) = run.stock_after.delta(run.stock_before);
+    let payment = run.payment_status.as_deref().unwrap_or("none");
+    format!(
+        "{} ended {}, stock {available:+}/{reserved:+}, payment {payment}",
+        run.mode, run.status
+    )
+}
+
+/// For every item: available + reserved + sold is what was seeded.
+async fn conservation_failures(
+    target: &dyn Target,
+    data: &SampleData,
+    runs: &[Run],
+) -> Result<Vec<String>> {
+    let mut failures = Vec::new();
+    for seeded in &data.items {
+        let sold = runs
+            .iter()
+            .filter(|run| run.item_id == seeded.item_id)
+            .filter(|run| matches!(run.status, OrderStatus::Delivered | OrderStatus::Delivering))
+            .count();
+        let now = Stock::of(target.item(&seeded.item_id).await?.as_ref());
+        let counted = now.available + now.reserved + i64::try_from(sold).unwrap_or(i64::MAX);
+        if counted != seeded.available + seeded.reserved {
+            failures.push(format!(
+                "{}: {} available + {} reserved + {sold} sold = {counted}, seeded {}",
+                seeded.item_id,
+                now.available,
+                now.reserved,
+                seeded.available + seeded.reserved
+            ));
+        }
+    }
+    Ok(failures)
+}
+
+fn print_report(output: &Output, report: &Report) {
+    output.print(&format!("ewf demo on the {}", report.target));
+    let mut table = output.table(&[
+        "scenario",
+        "mode",
+        "status",
+        "stock before (avail/res)",
+        "stock after",
+        "payment",
+        "events / transitions",
+        "ms",
+    ]);
+    for run in &report.runs {
+        table.add_row(vec![
+            comfy_table::Cell::new(run.scenario),
+            comfy_table::Cell::new(run.mode),
+            output.status_cell(run.status.as_str()),
+            comfy_table::Cell::new(run.stock_before),
+            comfy_table::Cell::new(run.stock_after),
+            comfy_table::Cell::new(run.payment_status.as_deref().unwrap_or("-")),
+            comfy_table::Cell::new(run.steps),
+            comfy_table::Cell::new(run.elapsed_ms),
+        ]);
+    }
+    output.print(&table.to_string());
+    if let Some(timeline) = &report.timeline {
+        output.print(&format!(
+            "\nTimeline of the {SHOWN_TIMELINE} order in events mode ({}):",
+            timeline.order_id
+        ));
+        output.print(&timeline_table(output, timeline).to_string());
+    }
+    let mut checks = output.table(&["check", "result", "details"]);
+    for check in &report.checks {
+        checks.add_row(vec![
+            comfy_table::Cell::new(check.name),
+            output.status_cell(if check.ok { "ok" } else { "FAIL" }),
+            comfy_table::Cell::new(check.failures.join("\n")),
+        ]);
+    }
+    output.print(&format!("\n{checks}"));
+}

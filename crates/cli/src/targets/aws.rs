@@ -1,0 +1,653 @@
+//! A deployed stack as a target: physical names from the CloudFormation outputs, the
+//! services reached as a user would reach them (HTTP API, StartExecution, PutEvents).
+
+use super::sigv4::SignedHttp;
+use super::{Outcome, Target, Timeline, TimelineEntry, order_not_found};
+use crate::error::{CliError, Result};
+use async_trait::async_trait;
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_credential_types::provider::ProvideCredentials;
+use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_eventbridge::types::PutEventsRequestEntry;
+use aws_sdk_lambda::types::{Environment, LastUpdateStatus};
+use aws_sdk_sfn::types::{ExecutionStatus, HistoryEvent};
+use ewf_aws::{DynamoCustomers, DynamoEvents, DynamoInventory, DynamoOrders, DynamoPayments};
+use ewf_domain::events::{DetailType, LOGISTICS_SOURCE};
+use ewf_domain::ports::{
+    EventStore, InventoryStore, OrderStore, PaymentStore, Random, SeededRandom,
+};
+use ewf_domain::sample::SampleData;
+use ewf_domain::{
+    CustomerId, Item, ItemId, Mode, Order, OrderId, OrderRef, OrderStatus, Payment, PaymentId,
+    StoreError,
+};
+use ewf_local::SeedSummary;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+/// The Payment function's setting, and its value when the variable is absent (as in the template).
+const FAIL_PROBABILITY: &str = "PAYMENT_FAIL_PROBABILITY";
+const DEFAULT_FAIL_PROBABILITY: f64 = 0.2;
+/// How often a follow-up polls.
+const POLL: Duration = Duration::from_millis(500);
+/// How long a function configuration update may take.
+const UPDATE_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Where the stack is and how to reach AWS: as the AWS CLI takes them.
+#[derive(Clone, Debug, Default)]
+pub struct AwsSettings {
+    pub stack: String,
+    pub profile: Option<String>,
+    pub region: Option<String>,
+    pub endpoint_url: Option<String>,
+}
+
+pub struct AwsTarget {
+    stack: String,
+    region: String,
+    outputs: BTreeMap<String, String>,
+    sfn: aws_sdk_sfn::Client,
+    lambda: aws_sdk_lambda::Client,
+    events: aws_sdk_eventbridge::Client,
+    http: SignedHttp,
+    customers: DynamoCustomers,
+    inventory: DynamoInventory,
+    orders: DynamoOrders,
+    payments: DynamoPayments,
+    event_store: DynamoEvents,
+}
+
+impl AwsTarget {
+    pub async fn connect(settings: &AwsSettings) -> Result<Self> {
+        let config = load_config(settings).await?;
+        let region = config.region().map(ToString::to_string).ok_or_else(|| {
+            CliError::config("no AWS region")
+                .hint("pass --region, set AWS_REGION or give the profile a region")
+        })?;
+        let provider = config.credentials_provider().ok_or_else(no_credentials)?;
+        let credentials = provider.provide_credentials().await.map_err(|err| {
+            // The provider chain's story is long (every provider it tried): keep it for the log.
+            tracing::debug!(error = %DisplayErrorContext(&err), "no credentials");
+            no_credentials()
+        })?;
+        let outputs = stack_outputs(
+            &aws_sdk_cloudformation::Client::new(&config),
+            &settings.stack,
+            &region,
+        )
+        .await?;
+        let dynamo = aws_sdk_dynamodb::Client::new(&config);
+        let output = |key: &str| required_output(&outputs, &settings.stack, key);
+        let ledger = output("LedgerTable")?;
+        Ok(Self {
+            customers: DynamoCustomers::new(dynamo.clone(), output("CustomerTable")?),
+            inventory: DynamoInventory::new(
+                dynamo.clone(),
+                output("InventoryTable")?,
+                ledger.clone(),
+            ),
+            orders: DynamoOrders::new(dynamo.clone(), output("OrderTable")?, ledger.clone()),
+            payments: DynamoPayments::new(dynamo.clone(), output("PaymentTable")?, ledger),
+            event_store: DynamoEvents::new(dynamo, output("EventStoreTable")?),
+            sfn: aws_sdk_sfn::Client::new(&config),
+            lambda: aws_sdk_lambda::Client::new(&config),
+            events: aws_sdk_eventbridge::Client::new(&config),
+            http: SignedHttp::new(credentials, region.clone()),
+            stack: settings.stack.clone(),
+            region,
+            outputs,
+        })
+    }
+
+    fn output(&self, key: &str) -> Result<String> {
+        required_output(&self.outputs, &self.stack, key)
+    }
+
+    fn api_url(&self, path: &str) -> Result<String> {
+        // Ids are checked to be URL-safe characters, so the path needs no escaping.
+        Ok(format!(
+            "{}/{path}",
+            self.output("HttpApiUrl")?.trim_end_matches('/')
+        ))
+    }
+
+    /// The execution of a workflow order: the state machine ARN with `execution` for
+    /// `stateMachine`, and the order id as its name.
+    fn execution_arn(&self, order: &OrderId) -> Result<String> {
+        let machine = self.output("StateMachineArn")?;
+        Ok(format!(
+            "{}:{order}",
+            machine.replacen(":stateMachine:", ":execution:", 1)
+        ))
+    }
+
+    async fn start(&self, mode: Mode, customer: &CustomerId, item: &ItemId) -> Result<OrderId> {
+        match mode {
+            Mode::Events => {
+                let body = self
+                    .http
+                    .get(&self.api_url(&format!("order/create/{customer}/{item}"))?)
+                    .await?
+                    .into_success("create order")?;
+                let order: Order = serde_json::from_value(body).map_err(|err| {
+                    CliError::service(format!("the create order reply is not an order: {err}"))
+                        .hint("check that the stack runs this version of ewf (`ewf deploy`)")
+                })?;
+                Ok(order.order_id)
+            }
+            Mode::Workflow => {
+                let order_id =
+                    OrderId::generate(chrono::Utc::now(), SeededRandom::new(None).id_bits());
+                let input = json!({ "customerId": customer, "itemId": item });
+                self.sfn
+                    .start_execution()
+                    .state_machine_arn(self.output("StateMachineArn")?)
+                    .name(order_id.as_str())
+                    .input(input.to_string())
+                    .send()
+                    .await
+                    .map_err(|err| aws_error("StartExecution", err))?;
+                Ok(order_id)
+            }
+        }
+    }
+
+    /// Polls the order until `done` holds. A workflow whose execution ended without the
+    /// order getting there is an error: nothing more will happen.
+    async fn follow(
+        &self,
+        mode: Mode,
+        customer: &CustomerId,
+        order_id: &OrderId,
+        timeout: Duration,
+        done: impl Fn(&Order) -> bool + Send + Sync,
+    ) -> Result<Order> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let order = self.describe_order(customer, order_id).await?;
+            if let Some(order) = order.as_ref().filter(|order| done(order)) {
+                return Ok(order.clone());
+            }
+            if mode == Mode::Workflow {
+                if let Some(status) = self.execution_end(order_id).await? {
+                    let order = self.describe_order(customer, order_id).await?;
+                    return order.filter(|order| done(order)).ok_or_else(|| {
+                        CliError::service(format!("the execution of order {order_id} ended {status} before the order got there"))
+                            .hint(format!("see why with `ewf events --order {order_id}`"))
+                    });
+                }
+            }
+            if Instant::now() >= deadline {
+                let status = order.map_or_else(
+                    || "not recorded".to_owned(),
+                    |order| order.order_status.to_string(),
+                );
+                return Err(CliError::expectation(format!(
+                    "order {order_id} did not settle within {}s (it is {status})",
+                    timeout.as_secs()
+                ))
+                .hint(format!(
+                    "wait longer with --timeout, or look at `ewf events --order {order_id}`"
+                )));
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// The execution's final status, or `None` while it runs.
+    async fn execution_end(&self, order: &OrderId) -> Result<Option<ExecutionStatus>> {
+        let execution = self
+            .sfn
+            .describe_execution()
+            .execution_arn(self.execution_arn(order)?)
+            .send()
+            .await
+            .map_err(|err| aws_error("DescribeExecution", err))?;
+        Ok(Some(execution.status).filter(|status| *status != ExecutionStatus::Running))
+    }
+
+    async fn execution_history(&self, order: &OrderId) -> Result<Option<Vec<TimelineEntry>>> {
+        let arn = self.execution_arn(order)?;
+        let mut entries = Vec::new();
+        let mut next_token = None;
+        loop {
+            let page = self
+                .sfn
+                .get_execution_history()
+                .execution_arn(&arn)
+                .set_next_token(next_token)
+                .send()
+                .await;
+            let page = match page {
+                Ok(page) => page,
+                Err(err) if err.code() == Some("ExecutionDoesNotExist") => return Ok(None),
+                Err(err) => return Err(aws_error("GetExecutionHistory", err)),
+            };
+            entries.extend(page.events.iter().map(history_entry));
+            next_token = page.next_token;
+            if next_token.is_none() {
+                return Ok(Some(entries));
+            }
+        }
+    }
+
+    async fn function_environment(
+        &self,
+        function: &str,
+    ) -> Result<std::collections::HashMap<String, String>> {
+        let config = self
+            .lambda
+            .get_function_configuration()
+            .function_name(function)
+            .send()
+            .await
+            .map_err(|err| aws_error("GetFunctionConfiguration", err))?;
+        Ok(config
+            .environment
+            .and_then(|environment| environment.variables)
+            .unwrap_or_default())
+    }
+
+    /// Waits until the function's last configuration update is applied.
+    async fn wait_for_update(&self, function: &str) -> Result<()> {
+        let deadline = Instant::now() + UPDATE_TIMEOUT;
+        loop {
+            let config = self
+                .lambda
+                .get_function_configuration()
+                .function_name(function)
+                .send()
+                .await
+                .map_err(|err| aws_error("GetFunctionConfiguration", err))?;
+            match config.last_update_status {
+                Some(LastUpdateStatus::Successful) | None => return Ok(()),
+                Some(LastUpdateStatus::Failed) => {
+                    let reason = config.last_update_status_reason.unwrap_or_default();
+                    return Err(CliError::service(format!(
+                        "the update of {function} failed: {reason}"
+                    ))
+                    .hint("fix the cause and run set-fail-probability again"));
+                }
+                Some(_) if Instant::now() >= deadline => {
+                    return Err(CliError::service(format!(
+                        "the update of {function} is still in progress"
+                    ))
+                    .hint("check it with `aws lambda get-function-configuration`"));
+                }
+                Some(_) => tokio::time::sleep(POLL).await,
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl Target for AwsTarget {
+    fn describe(&self) -> String {
+        format!("stack {} ({})", self.stack, self.region)
+    }
+
+    async fn seed(&self, data: &SampleData, reset: bool) -> Result<SeedSummary> {
+        self.customers
+            .batch_put(&data.customers)
+            .await
+            .map_err(store_error)?;
+        let items_written = if reset {
+            self.inventory
+                .batch_put(&data.items)
+                .await
+                .map_err(store_error)?;
+            data.items.len()
+        } else {
+            // Existing items keep their stock: one conditional put each.
+            let mut written = 0;
+            for item in &data.items {
+                written += usize::from(self.inventory.put(item, false).await.map_err(store_error)?);
+            }
+            written
+        };
+        Ok(SeedSummary {
+            customers: data.customers.len(),
+            items_written,
+            items_kept: data.items.len() - items_written,
+        })
+    }
+
+    async fn create_order(
+        &self,
+        mode: Mode,
+        customer: &CustomerId,
+        item: &ItemId,
+        settle: Option<Duration>,
+    ) -> Result<Order> {
+        let order_id = self.start(mode, customer, item).await?;
+        // Without --wait, the order is shown as soon as it is recorded.
+        let timeout = settle.unwrap_or(Duration::from_secs(30));
+        let settled = settle.is_some();
+        self.follow(mode, customer, &order_id, timeout, |order| {
+            !settled || order.order_status.is_settled()
+        })
+        .await
+    }
+
+    async fn describe_order(
+        &self,
+        customer: &CustomerId,
+        order: &OrderId,
+    ) -> Result<Option<Order>> {
+        self.orders.get(customer, order).await.map_err(store_error)
+    }
+
+    async fn finish_delivery(
+        &self,
+        customer: &CustomerId,
+        order_id: &OrderId,
+        outcome: Outcome,
+        timeout: Duration,
+    ) -> Result<Order> {
+        let order = self
+            .describe_order(customer, order_id)
+            .await?
+            .ok_or_else(|| order_not_found(customer, order_id))?;
+        if order.order_status != OrderStatus::Delivering {
+            return Err(not_in_delivery(&order));
+        }
+        match order.mode {
+            Mode::Events => {
+                let detail_type = match outcome {
+                    Outcome::Delivered => DetailType::Delivered,
+                    Outcome::Canceled => DetailType::DeliveryCanceled,
+                };
+                let detail = OrderRef {
+                    customer_id: customer.clone(),
+                    order_id: order_id.clone(),
+                };
+                let entry = PutEventsRequestEntry::builder()
+                    .event_bus_name(self.output("EventBusName")?)
+                    .source(LOGISTICS_SOURCE)
+                    .detail_type(detail_type.as_str())
+                    .detail(json!(detail).to_string())
+                    .build();
+                let sent = self
+                    .events
+                    .put_events()
+                    .entries(entry)
+                    .send()
+                    .await
+                    .map_err(|err| aws_error("PutEvents", err))?;
+                if sent.failed_entry_count > 0 {
+                    let reason = sent
+                        .entries
+                        .unwrap_or_default()
+                        .into_iter()
+                        .find_map(|entry| entry.error_message)
+                        .unwrap_or_default();
+                    return Err(CliError::service(format!(
+                        "the bus refused the {detail_type} event: {reason}"
+                    ))
+                    .hint("retry"));
+                }
+            }
+            Mode::Workflow => {
+                let action = match outcome {
+                    Outcome::Delivered => "delivered",
+                    Outcome::Canceled => "cancel",
+                };
+                self.http
+                    .get(&self.api_url(&format!("delivery/{action}/{customer}/{order_id}"))?)
+                    .await?
+                    .into_success("finish delivery")?;
+            }
+        }
+        self.follow(order.mode, customer, order_id, timeout, |order| {
+            order.order_status.is_terminal()
+        })
+        .await
+    }
+
+    async fn fail_probability(&self) -> Result<f64> {
+        let function = self.output("PaymentFunction")?;
+        match self
+            .function_environment(&function)
+            .await?
+            .get(FAIL_PROBABILITY)
+        {
+            None => Ok(DEFAULT_FAIL_PROBABILITY),
+            Some(text) => text.parse().map_err(|_| {
+                CliError::service(format!(
+                    "{function} has {FAIL_PROBABILITY}={text:?}, not a number"
+                ))
+                .hint("set it with `ewf set-fail-probability`")
+            }),
+        }
+    }
+
+    async fn set_fail_probability(&self, probability: f64) -> Result<()> {
+        let function = self.output("PaymentFunction")?;
+        // The update replaces the whole environment: merge into what is there.
+        let mut variables = self.function_environment(&function).await?;
+        variables.insert(FAIL_PROBABILITY.to_owned(), probability.to_string());
+        self.lambda
+            .update_function_configuration()
+            .function_name(&function)
+            .environment(
+                Environment::builder()
+                    .set_variables(Some(variables))
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(|err| aws_error("UpdateFunctionConfiguration", err))?;
+        self.wait_for_update(&function).await
+    }
+
+    async fn timeline(&self, order: &OrderId) -> Result<Option<Timeline>> {
+        if let Some(entries) = self.execution_history(order).await? {
+            return Ok(Some(Timeline {
+                order_id: order.clone(),
+                mode: Mode::Workflow,
+                customer_id: None,
+                entries,
+            }));
+        }
+        let events = self
+            .event_store
+            .for_order(order.as_str())
+            .await
+            .map_err(store_error)?;
+        Ok((!events.is_empty()).then(|| Timeline::from_events(order, events)))
+    }
+
+    async fn item(&self, id: &ItemId) -> Result<Option<Item>> {
+        self.inventory.get(id).await.map_err(store_error)
+    }
+
+    async fn payment(&self, id: &PaymentId) -> Result<Option<Payment>> {
+        self.payments.get(id).await.map_err(store_error)
+    }
+
+    async fn outputs(&self) -> Result<Vec<(String, String)>> {
+        let mut outputs = vec![
+            ("StackName".to_owned(), self.stack.clone()),
+            ("Region".to_owned(), self.region.clone()),
+        ];
+        outputs.extend(
+            self.outputs
+                .iter()
+                .map(|(key, value)| (key.clone(), value.clone())),
+        );
+        Ok(outputs)
+    }
+}
+
+async fn load_config(settings: &AwsSettings) -> Result<SdkConfig> {
+    let mut loader = aws_config::defaults(BehaviorVersion::latest());
+    if let Some(profile) = &settings.profile {
+        loader = loader.profile_name(profile);
+    }
+    if let Some(region) = &settings.region {
+        loader = loader.region(Region::new(region.clone()));
+    }
+    if let Some(url) = &settings.endpoint_url {
+        loader = loader.endpoint_url(url);
+    }
+    Ok(loader.load().await)
+}
+
+fn no_credentials() -> CliError {
+    CliError::config("no AWS credentials found")
+        .hint("run `aws configure` or `aws sso login`, or pass --profile (EWF_LOG=debug shows why)")
+}
+
+async fn stack_outputs(
+    cloudformation: &aws_sdk_cloudformation::Client,
+    stack: &str,
+    region: &str,
+) -> Result<BTreeMap<String, String>> {
+    let described = cloudformation
+        .describe_stacks()
+        .stack_name(stack)
+        .send()
+        .await
+        .map_err(|err| {
+            if err.code() == Some("ValidationError") {
+                CliError::config(format!("stack {stack} not found in {region}"))
+                    .hint("deploy it with `ewf deploy`, or check --stack, --region and --profile")
+            } else {
+                aws_error("DescribeStacks", err)
+            }
+        })?;
+    let stack = described
+        .stacks
+        .unwrap_or_default()
+        .into_iter()
+        .next()
+        .ok_or_else(|| {
+            CliError::config(format!("stack {stack} not found in {region}"))
+                .hint("deploy it with `ewf deploy`")
+        })?;
+    Ok(stack
+        .outputs
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|output| Some((output.output_key?, output.output_value?)))
+        .collect())
+}
+
+fn required_output(outputs: &BTreeMap<String, String>, stack: &str, key: &str) -> Result<String> {
+    outputs.get(key).cloned().ok_or_else(|| {
+        CliError::config(format!("stack {stack} has no output {key}"))
+            .hint("deploy this version of the template with `ewf deploy`")
+    })
+}
+
+fn not_in_delivery(order: &Order) -> CliError {
+    CliError::service(format!(
+        "order {} is {}, not DELIVERING",
+        order.order_id, order.order_status
+    ))
+    .hint(format!(
+        "only an order in delivery can be delivered or canceled; see `ewf order describe {} {}`",
+        order.customer_id, order.order_id
+    ))
+}
+
+/// An AWS error, classified: credentials and permissions are configuration (exit 4),
+/// everything else a service error.
+fn aws_error<E, R>(action: &str, err: SdkError<E, R>) -> CliError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    const CREDENTIALS: &[&str] = &[
+        "AccessDenied",
+        "AccessDeniedException",
+        "UnrecognizedClientException",
+        "InvalidClientTokenId",
+        "ExpiredToken",
+        "ExpiredTokenException",
+        "InvalidSignatureException",
+        "SignatureDoesNotMatch",
+    ];
+    // The service's own words when there are some; the whole chain otherwise.
+    let message = match (err.code(), err.message()) {
+        (Some(code), Some(text)) => format!("{action} failed: {code}: {text}"),
+        _ => format!("{action} failed: {}", causes(&err)),
+    };
+    match err.code() {
+        Some(code) if CREDENTIALS.contains(&code) => CliError::config(message)
+            .hint("check your credentials and permissions (--profile, `aws sso login`)"),
+        Some(
+            "ResourceNotFoundException" | "ExecutionDoesNotExist" | "StateMachineDoesNotExist",
+        ) => CliError::not_found(message).hint("check the stack's resources with `ewf stack`"),
+        _ => CliError::service(message)
+            .hint("retry; check --region and --endpoint-url if it persists"),
+    }
+}
+
+/// An error and its sources, each in its own words.
+fn causes(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text = format!("{text}: {cause}");
+        source = cause.source();
+    }
+    text
+}
+
+fn store_error(err: StoreError) -> CliError {
+    CliError::service(format!("DynamoDB: {err}"))
+        .hint("retry; check the stack with `ewf stack` if it persists")
+}
+
+/// One Step Functions history event as a timeline entry.
+fn history_entry(event: &HistoryEvent) -> TimelineEntry {
+    let time =
+        chrono::DateTime::from_timestamp(event.timestamp.secs(), event.timestamp.subsec_nanos())
+            .unwrap_or_default();
+    let parse = |text: Option<&str>| {
+        text.map(|text| serde_json::from_str(text).unwrap_or_else(|_| json!(text)))
+    };
+    let failure =
+        |error: Option<&str>, cause: Option<&str>| json!({ "error": error, "cause": cause });
+    let (source, detail) = if let Some(entered) = &event.state_entered_event_details {
+        (
+            entered.name.clone(),
+            json!({ "input": parse(entered.input.as_deref()) }),
+        )
+    } else if let Some(exited) = &event.state_exited_event_details {
+        (
+            exited.name.clone(),
+            json!({ "output": parse(exited.output.as_deref()) }),
+        )
+    } else if let Some(started) = &event.execution_started_event_details {
+        (
+            String::new(),
+            json!({ "input": parse(started.input.as_deref()) }),
+        )
+    } else if let Some(succeeded) = &event.execution_succeeded_event_details {
+        (
+            String::new(),
+            json!({ "output": parse(succeeded.output.as_deref()) }),
+        )
+    } else if let Some(failed) = &event.execution_failed_event_details {
+        (
+            String::new(),
+            failure(failed.error.as_deref(), failed.cause.as_deref()),
+        )
+    } else if let Some(failed) = &event.task_failed_event_details {
+        (
+            failed.resource.clone(),
+            failure(failed.error.as_deref(), failed.cause.as_deref()),
+        )
+    } else {
+        (String::new(), Value::Null)
+    };
+    TimelineEntry {
+        time,
+        kind: event.r#type.as_str().to_owned(),
+        source,
+        detail,
+    }
+}

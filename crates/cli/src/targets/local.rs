@@ -1,0 +1,158 @@
+//! The embedded local stack as a target.
+
+use super::{Outcome, Target, Timeline, TimelineEntry, order_not_found};
+use crate::error::Result;
+use async_trait::async_trait;
+use ewf_domain::sample::SampleData;
+use ewf_domain::{
+    CustomerId, Item, ItemId, Mode, Order, OrderId, Payment, PaymentId, ServiceError,
+};
+use ewf_local::asl::HistoryEvent;
+use ewf_local::{LocalError, LocalOptions, LocalStack, SeedSummary};
+use serde_json::Value;
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub struct LocalTarget {
+    stack: LocalStack,
+    state_dir: PathBuf,
+}
+
+impl LocalTarget {
+    pub fn open(state_dir: PathBuf, rng_seed: Option<u64>) -> Result<Self> {
+        let options = LocalOptions {
+            state_dir: state_dir.clone(),
+            rng_seed,
+            ..LocalOptions::default()
+        };
+        Ok(Self {
+            stack: LocalStack::open(options)?,
+            state_dir,
+        })
+    }
+
+    pub fn stack(&self) -> &LocalStack {
+        &self.stack
+    }
+}
+
+#[async_trait]
+impl Target for LocalTarget {
+    fn describe(&self) -> String {
+        format!("local stack in {}", self.state_dir.display())
+    }
+
+    async fn seed(&self, data: &SampleData, reset: bool) -> Result<SeedSummary> {
+        Ok(self.stack.seed(data, reset).await?)
+    }
+
+    async fn create_order(
+        &self,
+        mode: Mode,
+        customer: &CustomerId,
+        item: &ItemId,
+        _settle: Option<Duration>,
+    ) -> Result<Order> {
+        Ok(self.stack.create_order(mode, customer, item).await?)
+    }
+
+    async fn describe_order(
+        &self,
+        customer: &CustomerId,
+        order: &OrderId,
+    ) -> Result<Option<Order>> {
+        Ok(self.stack.describe_order(customer, order).await?)
+    }
+
+    async fn finish_delivery(
+        &self,
+        customer: &CustomerId,
+        order: &OrderId,
+        outcome: Outcome,
+        _timeout: Duration,
+    ) -> Result<Order> {
+        let finished = match outcome {
+            Outcome::Delivered => self.stack.deliver(customer, order).await,
+            Outcome::Canceled => self.stack.cancel(customer, order).await,
+        };
+        match finished {
+            Err(LocalError::Service(ServiceError::NotFound { kind: "Order", .. })) => {
+                Err(order_not_found(customer, order))
+            }
+            other => Ok(other?),
+        }
+    }
+
+    async fn fail_probability(&self) -> Result<f64> {
+        Ok(self.stack.fail_probability()?)
+    }
+
+    async fn set_fail_probability(&self, probability: f64) -> Result<()> {
+        Ok(self.stack.set_fail_probability(probability)?)
+    }
+
+    async fn timeline(&self, order: &OrderId) -> Result<Option<Timeline>> {
+        let history = self.stack.execution_history(order)?;
+        if !history.is_empty() {
+            return Ok(Some(workflow_timeline(order, history)));
+        }
+        let events = self.stack.stored_events(order).await?;
+        Ok((!events.is_empty()).then(|| Timeline::from_events(order, events)))
+    }
+
+    async fn item(&self, id: &ItemId) -> Result<Option<Item>> {
+        Ok(self.stack.item(id).await?)
+    }
+
+    async fn payment(&self, id: &PaymentId) -> Result<Option<Payment>> {
+        Ok(self.stack.payment(id).await?)
+    }
+
+    async fn outputs(&self) -> Result<Vec<(String, String)>> {
+        Ok(vec![
+            ("StateDir".into(), self.state_dir.display().to_string()),
+            (
+                "StateFile".into(),
+                self.state_dir
+                    .join(ewf_local::stack::STATE_FILE)
+                    .display()
+                    .to_string(),
+            ),
+            (
+                "PaymentFailProbability".into(),
+                self.stack.fail_probability()?.to_string(),
+            ),
+            (
+                "HttpApiUrl".into(),
+                "run `ewf local serve` (http://127.0.0.1:3000)".into(),
+            ),
+        ])
+    }
+}
+
+fn workflow_timeline(order: &OrderId, history: Vec<HistoryEvent>) -> Timeline {
+    let entries = history
+        .into_iter()
+        .map(|event| TimelineEntry {
+            time: event.timestamp,
+            source: state_name(&event.details),
+            kind: event.event_type,
+            detail: event.details,
+        })
+        .collect();
+    Timeline {
+        order_id: order.clone(),
+        mode: Mode::Workflow,
+        customer_id: None,
+        entries,
+    }
+}
+
+/// The state a history event belongs to, when its details name one.
+fn state_name(details: &Value) -> String {
+    details
+        .get("name")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned()
+}

@@ -1,0 +1,567 @@
+//! The AWS target against moto's server: a CloudFormation stack created there (tables,
+//! a bus, a function, a state machine), then `ewf` reads its outputs, seeds its tables,
+//! changes its function's environment, lists an order's stored events, and starts and
+//! follows a workflow order. Uses EWF_MOTO_ENDPOINT when the test command started moto;
+//! otherwise starts moto_server from the project's .venv and stops it at the end.
+
+mod common;
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_credential_types::Credentials;
+use common::{Run, ewf, run};
+use ewf_aws::{DynamoEvents, DynamoInventory, DynamoOrders};
+use ewf_domain::ports::{EventStore, InventoryStore, OrderStore};
+use ewf_domain::{CustomerId, ItemId, Mode, Order, OrderId, OrderStatus, StoredEvent};
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const REGION: &str = "us-east-1";
+
+/// moto's server: the test command's, or one started here and killed when dropped.
+struct Moto {
+    endpoint: String,
+    server: Option<Child>,
+}
+
+impl Moto {
+    fn start() -> Self {
+        if let Ok(endpoint) = std::env::var("EWF_MOTO_ENDPOINT") {
+            return Self {
+                endpoint,
+                server: None,
+            };
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let binary = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/moto_server");
+        assert!(
+            binary.exists(),
+            "{} is missing: run scripts/setup-tools.sh",
+            binary.display()
+        );
+        let server = Command::new(binary)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let moto = Self {
+            endpoint: format!("http://127.0.0.1:{port}"),
+            server: Some(server),
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "moto_server did not start");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        moto
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        if let Some(server) = &mut self.server {
+            let _ = server.kill();
+            let _ = server.wait();
+        }
+    }
+}
+
+/// The test's view of the stack: its outputs and SDK clients on moto.
+struct Stack {
+    name: String,
+    endpoint: String,
+    config: SdkConfig,
+    outputs: HashMap<String, String>,
+    dir: tempfile::TempDir,
+}
+
+fn table(keys: &[(&str, &str)]) -> Value {
+    let definitions: Vec<Value> = keys
+        .iter()
+        .map(|(name, _)| json!({"AttributeName": name, "AttributeType": "S"}))
+        .collect();
+    let schema: Vec<Value> = keys
+        .iter()
+        .map(|(name, kind)| json!({"AttributeName": name, "KeyType": kind}))
+        .collect();
+    json!({
+        "Type": "AWS::DynamoDB::Table",
+        "Properties": {"BillingMode": "PAY_PER_REQUEST", "AttributeDefinitions": definitions, "KeySchema": schema}
+    })
+}
+
+/// Tables as the SAM template makes them, a bus, one function with an environment, and
+/// a state machine of one Pass state; the outputs `ewf` reads.
+fn template() -> Value {
+    let mut event_store = table(&[("who", "HASH"), ("timeWhat", "RANGE")]);
+    event_store["Properties"]["AttributeDefinitions"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"AttributeName": "orderId", "AttributeType": "S"}));
+    event_store["Properties"]["GlobalSecondaryIndexes"] = json!([{
+        "IndexName": "ByOrder",
+        "KeySchema": [{"AttributeName": "orderId", "KeyType": "HASH"}, {"AttributeName": "timeWhat", "KeyType": "RANGE"}],
+        "Projection": {"ProjectionType": "ALL"}
+    }]);
+    let resources = json!({
+        "CustomerTable": table(&[("customerId", "HASH")]),
+        "InventoryTable": table(&[("itemId", "HASH")]),
+        "PaymentTable": table(&[("paymentId", "HASH")]),
+        "DeliveryTable": table(&[("customerId", "HASH"), ("orderId", "RANGE")]),
+        "OrderTable": table(&[("customerId", "HASH"), ("orderId", "RANGE")]),
+        "LedgerTable": table(&[("stepKey", "HASH")]),
+        "EventStoreTable": event_store,
+        "EventBus": {"Type": "AWS::Events::EventBus", "Properties": {"Name": {"Fn::Sub": "AppEventBus-${AWS::StackName}"}}},
+        "Role": {
+            "Type": "AWS::IAM::Role",
+            "Properties": {"AssumeRolePolicyDocument": {
+                "Version": "2012-10-17",
+                "Statement": [{"Effect": "Allow", "Principal": {"Service": ["lambda.amazonaws.com", "states.amazonaws.com"]}, "Action": "sts:AssumeRole"}]
+            }}
+        },
+        "PaymentFunction": {
+            "Type": "AWS::Lambda::Function",
+            "Properties": {
+                "Runtime": "python3.12",
+                "Handler": "index.handler",
+                "Role": {"Fn::GetAtt": ["Role", "Arn"]},
+                "Code": {"ZipFile": "def handler(event, context):\n    return event\n"},
+                "Environment": {"Variables": {"PAYMENT_FAIL_PROBABILITY": "0.2", "LOG_LEVEL": "info"}}
+            }
+        },
+        "StateMachine": {
+            "Type": "AWS::StepFunctions::StateMachine",
+            "Properties": {
+                "RoleArn": {"Fn::GetAtt": ["Role", "Arn"]},
+                "DefinitionString": json!({"StartAt": "Init", "States": {"Init": {"Type": "Pass", "End": true}}}).to_string()
+            }
+        }
+    });
+    let reference = |name: &str| json!({"Value": {"Ref": name}});
+    let mut outputs = serde_json::Map::new();
+    for name in [
+        "CustomerTable",
+        "InventoryTable",
+        "PaymentTable",
+        "DeliveryTable",
+        "OrderTable",
+        "EventStoreTable",
+        "LedgerTable",
+    ] {
+        outputs.insert(name.into(), reference(name));
+    }
+    // moto answers Ref on a bus with an object's repr; the name is known anyway.
+    outputs.insert(
+        "EventBusName".into(),
+        json!({"Value": {"Fn::Sub": "AppEventBus-${AWS::StackName}"}}),
+    );
+    outputs.insert("StateMachineArn".into(), reference("StateMachine"));
+    outputs.insert("PaymentFunction".into(), reference("PaymentFunction"));
+    // Nothing listens there: the tests never call the HTTP API.
+    outputs.insert("HttpApiUrl".into(), json!({"Value": "http://127.0.0.1:9/"}));
+    json!({"AWSTemplateFormatVersion": "2010-09-09", "Resources": resources, "Outputs": outputs})
+}
+
+impl Stack {
+    async fn create(moto: &Moto, name: &str) -> Self {
+        let config = aws_config::defaults(BehaviorVersion::latest())
+            .region(Region::new(REGION))
+            .endpoint_url(&moto.endpoint)
+            .credentials_provider(Credentials::new("testing", "testing", None, None, "test"))
+            .load()
+            .await;
+        let cloudformation = aws_sdk_cloudformation::Client::new(&config);
+        cloudformation
+            .create_stack()
+            .stack_name(name)
+            .template_body(template().to_string())
+            .capabilities(aws_sdk_cloudformation::types::Capability::CapabilityIam)
+            .send()
+            .await
+            .unwrap();
+        let described = cloudformation
+            .describe_stacks()
+            .stack_name(name)
+            .send()
+            .await
+            .unwrap();
+        let stack = &described.stacks()[0];
+        assert_eq!(
+            stack.stack_status().map(|status| status.as_str()),
+            Some("CREATE_COMPLETE"),
+            "{stack:?}"
+        );
+        let outputs = stack
+            .outputs()
+            .iter()
+            .map(|output| {
+                (
+                    output.output_key().unwrap().to_owned(),
+                    output.output_value().unwrap().to_owned(),
+                )
+            })
+            .collect();
+        Self {
+            name: name.into(),
+            endpoint: moto.endpoint.clone(),
+            config,
+            outputs,
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn output(&self, key: &str) -> &str {
+        &self.outputs[key]
+    }
+
+    /// `ewf` on this stack, with test credentials and no local AWS configuration.
+    fn command(&self) -> Command {
+        self.command_on(&self.name)
+    }
+
+    fn command_on(&self, stack: &str) -> Command {
+        let mut command = ewf(self.dir.path());
+        let nowhere = self.dir.path().join("no-aws-config");
+        command
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_CONFIG_FILE", &nowhere)
+            .env("AWS_SHARED_CREDENTIALS_FILE", &nowhere)
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env_remove("AWS_PROFILE")
+            .args([
+                "--stack",
+                stack,
+                "--region",
+                REGION,
+                "--endpoint-url",
+                &self.endpoint,
+            ]);
+        command
+    }
+
+    fn run(&self, args: &[&str]) -> Run {
+        run(self.command(), args)
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        let run = self.run(&[args, &["--output", "json"]].concat());
+        run.expect_success();
+        run.json()
+    }
+
+    fn dynamo(&self) -> aws_sdk_dynamodb::Client {
+        aws_sdk_dynamodb::Client::new(&self.config)
+    }
+
+    fn inventory(&self) -> DynamoInventory {
+        DynamoInventory::new(
+            self.dynamo(),
+            self.output("InventoryTable"),
+            self.output("LedgerTable"),
+        )
+    }
+
+    fn orders(&self) -> DynamoOrders {
+        DynamoOrders::new(
+            self.dynamo(),
+            self.output("OrderTable"),
+            self.output("LedgerTable"),
+        )
+    }
+
+    async fn available(&self, item: &str) -> i64 {
+        self.inventory()
+            .get(&ItemId::parse(item).unwrap())
+            .await
+            .unwrap()
+            .unwrap()
+            .available
+    }
+}
+
+fn order(mode: Mode, order_id: &OrderId, status: OrderStatus) -> Order {
+    let now = chrono::Utc::now();
+    Order {
+        customer_id: CustomerId::parse("customer-1").unwrap(),
+        order_id: order_id.clone(),
+        mode,
+        order_status: status,
+        item_id: ItemId::parse("item-1").unwrap(),
+        item_price: None,
+        delivery_price: None,
+        total_price: None,
+        payment_id: None,
+        delivery_address: None,
+        failure_reason: None,
+        order_date: now,
+        update_date: now,
+    }
+}
+
+#[tokio::test]
+async fn the_aws_target_works_on_a_stack_in_moto() {
+    let moto = Moto::start();
+    let stack = Stack::create(&moto, &format!("ewf-cli-{}", std::process::id())).await;
+    stack_outputs_are_read(&stack);
+    seed_fills_the_tables_and_keeps_stock(&stack).await;
+    set_fail_probability_merges_into_the_function_environment(&stack).await;
+    events_lists_the_stored_events_of_an_order(&stack).await;
+    a_workflow_order_is_started_and_followed(&stack).await;
+    a_delivery_event_goes_to_the_bus(&stack).await;
+    a_missing_stack_is_a_configuration_error(&stack);
+}
+
+fn stack_outputs_are_read(stack: &Stack) {
+    let outputs = stack.json(&["stack"]);
+    assert_eq!(outputs["outputs"]["StackName"], stack.name.as_str());
+    assert_eq!(outputs["outputs"]["Region"], REGION);
+    for key in [
+        "CustomerTable",
+        "OrderTable",
+        "EventStoreTable",
+        "StateMachineArn",
+        "PaymentFunction",
+    ] {
+        assert_eq!(outputs["outputs"][key], stack.output(key), "{key}");
+    }
+}
+
+async fn seed_fills_the_tables_and_keeps_stock(stack: &Stack) {
+    let first = stack.json(&["seed"]);
+    assert_eq!(
+        first,
+        json!({"customers": 3, "itemsWritten": 3, "itemsKept": 0})
+    );
+    let customers = stack
+        .dynamo()
+        .scan()
+        .table_name(stack.output("CustomerTable"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(customers.count(), 3);
+    assert_eq!(stack.available("item-2").await, 5);
+
+    // Stock that moved is kept by a plain seed and restored by --reset.
+    let mut item = stack
+        .inventory()
+        .get(&ItemId::parse("item-2").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    item.available = 1;
+    stack.inventory().put(&item, true).await.unwrap();
+    assert_eq!(
+        stack.json(&["seed"]),
+        json!({"customers": 3, "itemsWritten": 0, "itemsKept": 3})
+    );
+    assert_eq!(stack.available("item-2").await, 1);
+    assert_eq!(stack.json(&["seed", "--reset"])["itemsWritten"], 3);
+    assert_eq!(stack.available("item-2").await, 5);
+}
+
+async fn set_fail_probability_merges_into_the_function_environment(stack: &Stack) {
+    assert_eq!(
+        stack.json(&["set-fail-probability", "0.7"])["probability"],
+        0.7
+    );
+    let lambda = aws_sdk_lambda::Client::new(&stack.config);
+    let environment = |config: aws_sdk_lambda::operation::get_function_configuration::GetFunctionConfigurationOutput| {
+        config.environment.and_then(|environment| environment.variables).unwrap_or_default()
+    };
+    let function = stack.output("PaymentFunction");
+    let variables = environment(
+        lambda
+            .get_function_configuration()
+            .function_name(function)
+            .send()
+            .await
+            .unwrap(),
+    );
+    assert_eq!(
+        variables
+            .get("PAYMENT_FAIL_PROBABILITY")
+            .map(String::as_str),
+        Some("0.7")
+    );
+    assert_eq!(variables.get("LOG_LEVEL").map(String::as_str), Some("info"));
+
+    stack.run(&["set-fail-probability", "2"]).expect_error(2);
+    let unchanged = environment(
+        lambda
+            .get_function_configuration()
+            .function_name(function)
+            .send()
+            .await
+            .unwrap(),
+    );
+    assert_eq!(unchanged, variables);
+}
+
+async fn events_lists_the_stored_events_of_an_order(stack: &Stack) {
+    let store = DynamoEvents::new(stack.dynamo(), stack.output("EventStoreTable"));
+    let order_id = "01JCLIEVENTS0000000000000A";
+    let start = chrono::Utc::now();
+    // Stored out of order: the timeline comes back in time order.
+    for (offset, detail_type) in [
+        (2, "ItemDescribed"),
+        (0, "OrderCreated"),
+        (1, "ItemReserved"),
+    ] {
+        let time = start + chrono::Duration::milliseconds(offset);
+        let event = StoredEvent {
+            who: "C#customer-1".into(),
+            time_what: format!(
+                "{}#{detail_type}#e-{offset}",
+                time.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+            ),
+            event_id: format!("e-{offset}"),
+            event_time: time,
+            event_source: "Order".into(),
+            detail_type: detail_type.into(),
+            event_detail:
+                json!({"customerId": "customer-1", "orderId": order_id, "itemId": "item-1"})
+                    .to_string(),
+            order_id: Some(order_id.into()),
+        };
+        assert!(store.append(&event).await.unwrap());
+    }
+    let timeline = stack.json(&["events", "--order", order_id]);
+    assert_eq!(
+        (timeline["mode"].as_str(), timeline["customerId"].as_str()),
+        (Some("events"), Some("customer-1"))
+    );
+    let types: Vec<&str> = timeline["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|entry| entry["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(types, ["OrderCreated", "ItemReserved", "ItemDescribed"]);
+    assert_eq!(timeline["entries"][0]["detail"]["itemId"], "item-1");
+
+    let unknown = stack.run(&["events", "--order", "01JCLIUNKNOWN0000000000000"]);
+    assert!(
+        unknown
+            .expect_error(3)
+            .contains("01JCLIUNKNOWN0000000000000")
+    );
+}
+
+/// `ewf order create --mode workflow --wait` starts an execution named by a new order
+/// id and follows the order table; the test plays the state machine's part and records
+/// the order in delivery.
+async fn a_workflow_order_is_started_and_followed(stack: &Stack) {
+    let child = stack
+        .command()
+        .args([
+            "order",
+            "create",
+            "customer-1",
+            "item-1",
+            "--mode",
+            "workflow",
+            "--wait",
+            "--timeout",
+            "60",
+            "--output",
+            "json",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let sfn = aws_sdk_sfn::Client::new(&stack.config);
+    let machine = stack.output("StateMachineArn");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let execution = loop {
+        let listed = sfn
+            .list_executions()
+            .state_machine_arn(machine)
+            .send()
+            .await
+            .unwrap();
+        if let Some(execution) = listed.executions().first() {
+            break execution.clone();
+        }
+        assert!(Instant::now() < deadline, "no execution was started");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let order_id = OrderId::parse(execution.name()).unwrap();
+    let described = sfn
+        .describe_execution()
+        .execution_arn(execution.execution_arn())
+        .send()
+        .await
+        .unwrap();
+    let input: Value = serde_json::from_str(described.input().unwrap()).unwrap();
+    assert_eq!(
+        input,
+        json!({"customerId": "customer-1", "itemId": "item-1"})
+    );
+
+    let recorded = order(Mode::Workflow, &order_id, OrderStatus::Delivering);
+    assert!(stack.orders().create(&recorded).await.unwrap());
+    let created = common::finish(child.wait_with_output().unwrap());
+    created.expect_success();
+    let shown = created.json();
+    assert_eq!(
+        (shown["orderId"].as_str(), shown["orderStatus"].as_str()),
+        (Some(order_id.as_str()), Some("DELIVERING"))
+    );
+    assert_eq!(
+        stack.json(&["order", "describe", "customer-1", order_id.as_str()]),
+        shown
+    );
+
+    let history = stack.json(&["events", "--order", order_id.as_str()]);
+    assert_eq!(history["mode"], "workflow");
+    assert_eq!(history["entries"][0]["type"], "ExecutionStarted");
+
+    stack
+        .run(&["order", "describe", "customer-2", order_id.as_str()])
+        .expect_error(3);
+}
+
+/// Events mode: deliver puts a Logistics event on the stack's bus; nothing consumes it
+/// in moto, so the order does not settle and the wait ends with exit code 1.
+async fn a_delivery_event_goes_to_the_bus(stack: &Stack) {
+    let order_id = OrderId::parse("01JCLIDELIVER000000000000A").unwrap();
+    assert!(
+        stack
+            .orders()
+            .create(&order(Mode::Events, &order_id, OrderStatus::Delivering))
+            .await
+            .unwrap()
+    );
+    let waited = stack.run(&["deliver", "customer-1", order_id.as_str(), "--timeout", "1"]);
+    assert!(
+        waited.expect_error(1).contains("did not settle"),
+        "{}",
+        waited.stderr
+    );
+
+    let paid = OrderId::parse("01JCLIPAID0000000000000000").unwrap();
+    assert!(
+        stack
+            .orders()
+            .create(&order(Mode::Events, &paid, OrderStatus::Paid))
+            .await
+            .unwrap()
+    );
+    let refused = stack.run(&["cancel", "customer-1", paid.as_str()]);
+    assert!(refused.expect_error(5).contains("not DELIVERING"));
+}
+
+fn a_missing_stack_is_a_configuration_error(stack: &Stack) {
+    let missing = run(stack.command_on("no-such-stack"), &["stack"]);
+    assert!(missing.expect_error(4).contains("no-such-stack"));
+}

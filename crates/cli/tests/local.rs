@@ -1,0 +1,571 @@
+//! Every subcommand of the built binary on the local target, with a fresh state
+//! directory per test; bad input ends with a one-line message, its documented exit code,
+//! and no change to the state.
+
+mod common;
+
+use common::{Run, ewf, finish, run};
+use ewf_domain::{CustomerId, ItemId, OrderId};
+use ewf_local::{LocalOptions, LocalStack};
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+struct Local {
+    dir: tempfile::TempDir,
+}
+
+impl Local {
+    fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn state_dir(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
+    fn command(&self) -> Command {
+        let mut command = ewf(self.dir.path());
+        command
+            .arg("--local")
+            .arg("--state-dir")
+            .arg(self.state_dir());
+        command
+    }
+
+    fn run(&self, args: &[&str]) -> Run {
+        run(self.command(), args)
+    }
+
+    /// Runs with `--output json` and expects success.
+    fn json(&self, args: &[&str]) -> Value {
+        let run = self.run(&[args, &["--output", "json"]].concat());
+        run.expect_success();
+        run.json()
+    }
+
+    fn seeded() -> Self {
+        let local = Self::new();
+        local.json(&["seed"]);
+        local.json(&["set-fail-probability", "0"]);
+        local
+    }
+
+    fn create(&self, mode: &str, customer: &str, item: &str) -> Value {
+        self.json(&["order", "create", customer, item, "--mode", mode, "--wait"])
+    }
+
+    /// The local stack behind the state directory, to look at what the commands did.
+    fn stack(&self) -> LocalStack {
+        LocalStack::open(LocalOptions {
+            state_dir: self.state_dir(),
+            ..LocalOptions::default()
+        })
+        .unwrap()
+    }
+}
+
+fn text(value: &Value, field: &str) -> String {
+    value[field]
+        .as_str()
+        .unwrap_or_else(|| panic!("no {field} in {value}"))
+        .to_owned()
+}
+
+async fn available(stack: &LocalStack, item: &str) -> i64 {
+    stack
+        .item(&ItemId::parse(item).unwrap())
+        .await
+        .unwrap()
+        .unwrap()
+        .available
+}
+
+#[tokio::test]
+async fn seed_keeps_stock_unless_reset() {
+    let local = Local::new();
+    let first = local.json(&["seed"]);
+    assert_eq!(
+        (first["customers"].as_u64(), first["itemsWritten"].as_u64()),
+        (Some(3), Some(3))
+    );
+    local.json(&["set-fail-probability", "0"]);
+    local.create("events", "customer-1", "item-1");
+    assert_eq!(available(&local.stack(), "item-1").await, 9);
+
+    let again = local.json(&["seed"]);
+    assert_eq!(
+        (again["itemsWritten"].as_u64(), again["itemsKept"].as_u64()),
+        (Some(0), Some(3))
+    );
+    assert_eq!(available(&local.stack(), "item-1").await, 9);
+
+    let reset = local.json(&["seed", "--reset"]);
+    assert_eq!(reset["itemsWritten"].as_u64(), Some(3));
+    assert_eq!(available(&local.stack(), "item-1").await, 10);
+}
+
+#[tokio::test]
+async fn seed_reads_another_data_set() {
+    let local = Local::new();
+    let data = local.dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    std::fs::write(
+        data.join("customers.json"),
+        r#"[{"customerId": "c-9", "name": "Tate", "email": "t@example.net", "address": "Millbank, London SW1P 4RG, UK"}]"#,
+    )
+    .unwrap();
+    std::fs::write(
+        data.join("items.json"),
+        r#"[{"itemId": "i-9", "name": "Print", "price": "12.50", "available": 2, "reserved": 0}]"#,
+    )
+    .unwrap();
+    let summary = local.json(&["seed", "--data", data.to_str().unwrap()]);
+    assert_eq!(
+        (
+            summary["customers"].as_u64(),
+            summary["itemsWritten"].as_u64()
+        ),
+        (Some(1), Some(1))
+    );
+    assert_eq!(available(&local.stack(), "i-9").await, 2);
+
+    let missing = local.run(&[
+        "seed",
+        "--data",
+        local.dir.path().join("nowhere").to_str().unwrap(),
+    ]);
+    assert!(missing.expect_error(2).contains("customers.json"));
+}
+
+#[tokio::test]
+async fn an_events_order_is_created_described_delivered_and_its_events_listed() {
+    let local = Local::seeded();
+    let order = local.json(&[
+        "order",
+        "create",
+        "customer-1",
+        "item-1",
+        "--mode",
+        "events",
+        "--expect",
+        "DELIVERING",
+    ]);
+    assert_eq!(
+        (text(&order, "mode"), text(&order, "orderStatus")),
+        ("events".into(), "DELIVERING".into())
+    );
+    let order_id = text(&order, "orderId");
+
+    let described = local.json(&["order", "describe", "customer-1", &order_id]);
+    assert_eq!(described, order);
+
+    let delivered = local.json(&["deliver", "customer-1", &order_id]);
+    assert_eq!(text(&delivered, "orderStatus"), "DELIVERED");
+
+    let timeline = local.json(&["events", "--order", &order_id]);
+    assert_eq!(text(&timeline, "mode"), "events");
+    assert_eq!(text(&timeline, "customerId"), "customer-1");
+    let types: Vec<&str> = timeline["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|entry| entry["type"].as_str().unwrap())
+        .collect();
+    let expected = [
+        "OrderCreated",
+        "ItemReserved",
+        "ItemDescribed",
+        "CustomerDescribed",
+        "DeliveryEstimated",
+        "PaymentMade",
+        "ItemRemoved",
+        "DeliveryStarted",
+        "Delivered",
+        "DeliveryWasDelivered",
+        "OrderDelivered",
+    ];
+    assert_eq!(types, expected);
+
+    // The table form lists the same entries.
+    let table = local.run(&["events", "--order", &order_id]);
+    table.expect_success();
+    assert!(table.stdout.contains("OrderDelivered") && table.stdout.contains("PaymentMade"));
+}
+
+#[tokio::test]
+async fn a_workflow_order_is_canceled_and_its_history_listed() {
+    let local = Local::seeded();
+    let order = local.create("workflow", "customer-2", "item-2");
+    assert_eq!(
+        (text(&order, "mode"), text(&order, "orderStatus")),
+        ("workflow".into(), "DELIVERING".into())
+    );
+    let order_id = text(&order, "orderId");
+    assert_eq!(available(&local.stack(), "item-2").await, 4);
+
+    let canceled = local.json(&["cancel", "customer-2", &order_id]);
+    assert_eq!(text(&canceled, "orderStatus"), "CANCELED");
+    assert_eq!(available(&local.stack(), "item-2").await, 5);
+
+    let timeline = local.json(&["events", "--order", &order_id]);
+    assert_eq!(text(&timeline, "mode"), "workflow");
+    let entries = timeline["entries"].as_array().unwrap();
+    assert_eq!(entries.first().unwrap()["type"], "ExecutionStarted");
+    assert_eq!(entries.last().unwrap()["type"], "ExecutionSucceeded");
+    assert!(
+        entries.iter().any(|entry| entry["source"] == "ReserveItem"),
+        "{timeline}"
+    );
+}
+
+#[tokio::test]
+async fn an_unmet_expectation_exits_1_and_still_prints_the_order() {
+    let local = Local::seeded();
+    local.json(&["set-fail-probability", "1"]);
+    let run = local.run(&[
+        "order",
+        "create",
+        "customer-1",
+        "item-1",
+        "--mode",
+        "events",
+        "--expect",
+        "DELIVERING",
+        "--output",
+        "json",
+    ]);
+    assert!(run.expect_error(1).contains("expected DELIVERING"));
+    assert_eq!(text(&run.json(), "orderStatus"), "PAYMENT_FAILED");
+    assert_eq!(available(&local.stack(), "item-1").await, 10);
+}
+
+#[tokio::test]
+async fn an_unknown_customer_ends_the_saga_failed_and_an_unknown_order_is_not_found() {
+    let local = Local::seeded();
+    let order = local.create("workflow", "nobody", "item-1");
+    assert_eq!(text(&order, "orderStatus"), "FAILED");
+    assert_eq!(available(&local.stack(), "item-1").await, 10);
+    let order_id = text(&order, "orderId");
+
+    // The same order under another customer, and an order id nobody made.
+    let wrong_customer = local.run(&["order", "describe", "customer-1", &order_id]);
+    assert!(wrong_customer.expect_error(3).contains("not found"));
+    let unknown = local.run(&["deliver", "customer-1", "01ARZ3NDEKTSV4RRFFQ69G5FAV"]);
+    assert!(
+        unknown
+            .expect_error(3)
+            .contains("01ARZ3NDEKTSV4RRFFQ69G5FAV")
+    );
+    local
+        .run(&["events", "--order", "01ARZ3NDEKTSV4RRFFQ69G5FAV"])
+        .expect_error(3);
+}
+
+#[tokio::test]
+async fn malformed_ids_and_probabilities_are_usage_errors_that_change_nothing() {
+    let local = Local::seeded();
+    local.json(&["set-fail-probability", "0.25"]);
+    for args in [
+        &["order", "describe", "customer 1", "x"][..],
+        &[
+            "order",
+            "create",
+            "customer-1",
+            "item'1",
+            "--mode",
+            "events",
+        ],
+        &[
+            "order",
+            "create",
+            "customer-1",
+            "item-1",
+            "--mode",
+            "sideways",
+        ],
+        &["set-fail-probability", "1.5"],
+        &["set-fail-probability", "-0.1"],
+        &["set-fail-probability", "often"],
+    ] {
+        local.run(args).expect_error(2);
+    }
+    let stack = local.stack();
+    assert_eq!(stack.fail_probability().unwrap(), 0.25);
+    assert_eq!(available(&stack, "item-1").await, 10);
+}
+
+#[tokio::test]
+async fn delivering_an_order_not_in_delivery_is_refused_and_changes_nothing() {
+    let local = Local::seeded();
+    local.json(&["set-fail-probability", "1"]);
+    let order = local.create("events", "customer-3", "item-3");
+    assert_eq!(text(&order, "orderStatus"), "PAYMENT_FAILED");
+    let order_id = text(&order, "orderId");
+    let events_before = local.json(&["events", "--order", &order_id]);
+
+    for command in ["deliver", "cancel"] {
+        let refused = local.run(&[command, "customer-3", &order_id]);
+        assert!(
+            refused.expect_error(5).contains("DELIVERING"),
+            "{}",
+            refused.stderr
+        );
+    }
+    assert_eq!(
+        local.json(&["order", "describe", "customer-3", &order_id]),
+        order
+    );
+    assert_eq!(local.json(&["events", "--order", &order_id]), events_before);
+    assert_eq!(available(&local.stack(), "item-3").await, 100);
+}
+
+#[tokio::test]
+async fn the_probability_setting_persists_between_commands() {
+    let local = Local::seeded();
+    assert_eq!(
+        local.json(&["set-fail-probability", "0.75"])["probability"],
+        0.75
+    );
+    assert_eq!(local.stack().fail_probability().unwrap(), 0.75);
+    let outputs = local.json(&["stack"]);
+    assert_eq!(outputs["outputs"]["PaymentFailProbability"], "0.75");
+    assert_eq!(
+        outputs["outputs"]["StateDir"],
+        local.state_dir().display().to_string()
+    );
+}
+
+#[test]
+fn without_a_stack_the_local_stack_is_used() {
+    let dir = tempfile::tempdir().unwrap();
+    // No --local and no stack configured: the default state directory in the working directory.
+    let seeded = run(ewf(dir.path()), &["seed", "--output", "json"]);
+    seeded.expect_success();
+    assert_eq!(seeded.json()["customers"], 3);
+    assert!(
+        dir.path()
+            .join(".ewf")
+            .join(ewf_local::stack::STATE_FILE)
+            .exists()
+    );
+    // stderr is not a terminal here: no note, nothing on stderr.
+    assert_eq!(seeded.stderr, "");
+}
+
+#[test]
+fn the_demo_passes_its_checks() {
+    let dir = tempfile::tempdir().unwrap();
+    let demo = run(
+        ewf(dir.path()),
+        &["demo", "--rng-seed", "7", "--output", "json"],
+    );
+    demo.expect_success();
+    let report = demo.json();
+    assert_eq!(report["ok"], true, "{report}");
+    let runs = report["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 10);
+    let statuses: Vec<(&str, &str, &str)> = runs
+        .iter()
+        .map(|run| {
+            (
+                run["scenario"].as_str().unwrap(),
+                run["mode"].as_str().unwrap(),
+                run["status"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert!(statuses.contains(&("payment failed", "events", "PAYMENT_FAILED")));
+    assert!(statuses.contains(&("item not available", "workflow", "ITEM_NOT_AVAILABLE")));
+    let checks: Vec<&str> = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|check| check["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(checks, ["outcomes", "parity", "conservation"]);
+    assert_eq!(report["timeline"]["mode"], "events");
+    // The temporary state is gone, and nothing was written to the working directory.
+    assert!(!dir.path().join(".ewf").exists());
+
+    let table = run(ewf(dir.path()), &["demo"]);
+    table.expect_success();
+    assert!(table.stdout.contains("parity") && table.stdout.contains("conservation"));
+}
+
+#[test]
+fn the_bench_reports_every_phase_of_every_mode() {
+    let dir = tempfile::tempdir().unwrap();
+    let bench = run(
+        ewf(dir.path()),
+        &[
+            "bench",
+            "--orders",
+            "40",
+            "--concurrency",
+            "4",
+            "--output",
+            "json",
+        ],
+    );
+    bench.expect_success();
+    let report = bench.json();
+    let phases: Vec<(&str, &str, u64, u64)> = report["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|result| {
+            (
+                result["mode"].as_str().unwrap(),
+                result["phase"].as_str().unwrap(),
+                result["orders"].as_u64().unwrap(),
+                result["failed"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        phases,
+        [
+            ("workflow", "create", 40, 0),
+            ("workflow", "deliver", 40, 0),
+            ("events", "create", 40, 0),
+            ("events", "deliver", 40, 0)
+        ]
+    );
+    assert!(report["results"][0]["ordersPerSecond"].as_f64().unwrap() > 0.0);
+    run(ewf(dir.path()), &["bench", "--orders", "0"]).expect_error(2);
+}
+
+#[test]
+fn completions_are_printed_for_a_shell() {
+    let dir = tempfile::tempdir().unwrap();
+    let bash = run(ewf(dir.path()), &["completions", "bash"]);
+    bash.expect_success();
+    assert!(bash.stdout.contains("set-fail-probability"));
+    run(ewf(dir.path()), &["completions", "cmd.exe"]).expect_error(2);
+}
+
+#[test]
+fn deploy_says_how_to_install_a_missing_sam() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut command = ewf(dir.path());
+    command.env("PATH", dir.path());
+    let run = run(command, &["deploy", "--stack", "ewf-test"]);
+    assert!(run.expect_error(4).contains("scripts/setup-tools.sh"));
+}
+
+#[test]
+fn help_documents_the_exit_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let help = run(ewf(dir.path()), &["--help"]);
+    help.expect_success();
+    for line in [
+        "130  interrupted",
+        "3    not found",
+        "4    configuration or credentials",
+    ] {
+        assert!(help.stdout.contains(line), "{line}");
+    }
+}
+
+/// Sends SIGINT, as Ctrl-C does.
+fn interrupt(child: &std::process::Child) {
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[tokio::test]
+async fn serve_answers_http_and_stops_on_ctrl_c() {
+    let local = Local::seeded();
+    let mut child = local
+        .command()
+        .args(["local", "serve", "--port", "0"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let base = line.trim();
+    assert!(base.starts_with("http://127.0.0.1:"), "{base}");
+
+    let customer: Value = reqwest::get(format!("{base}/customer/describe/customer-1"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(customer["name"], "Buckingham Palace");
+    let missing = reqwest::get(format!("{base}/customer/describe/nobody"))
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+
+    interrupt(&child);
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
+}
+
+#[tokio::test]
+async fn following_a_timeline_ends_with_the_order_or_on_ctrl_c() {
+    let local = Local::seeded();
+    let order = local.create("events", "customer-1", "item-1");
+    let order_id = text(&order, "orderId");
+
+    let mut child = local
+        .command()
+        .args([
+            "events", "--order", &order_id, "--follow", "--output", "json",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    // One JSON line per entry; the order waits for its delivery after DeliveryStarted.
+    for line in lines.by_ref() {
+        let entry: Value = serde_json::from_str(&line.unwrap()).unwrap();
+        if entry["type"] == "DeliveryStarted" {
+            break;
+        }
+    }
+    local.json(&["deliver", "customer-1", &order_id]);
+    let rest: Vec<Value> = lines
+        .map(|line| serde_json::from_str(&line.unwrap()).unwrap())
+        .collect();
+    assert_eq!(rest.last().unwrap()["type"], "OrderDelivered");
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+
+    // A workflow order waiting for its delivery is followed until interrupted.
+    let waiting = local.create("workflow", "customer-1", "item-1");
+    let mut child = local
+        .command()
+        .args(["events", "--order", &text(&waiting, "orderId"), "--follow"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(first.contains("ExecutionStarted"), "{first}");
+    interrupt(&child);
+    let interrupted = finish(child.wait_with_output().unwrap());
+    assert!(interrupted.expect_error(130).contains("interrupted"));
+    let order = local
+        .stack()
+        .describe_order(
+            &CustomerId::parse("customer-1").unwrap(),
+            &OrderId::parse(&text(&waiting, "orderId")).unwrap(),
+        )
+        .await;
+    assert_eq!(order.unwrap().unwrap().order_status.as_str(), "DELIVERING");
+}

@@ -1,0 +1,924 @@
+//! Running executions: one driver at a time advances an execution, state by state,
+//! storing every transition; a task token reply resumes it from the store.
+
+use super::definition::{Pass, State, StateKind, StateMachine, Task, Transition, Wait};
+use super::path::Path;
+use super::store::{Cursor, Delivery, End, Event, Phase, Record, Reply, Store};
+use super::{AslError, ExecutionStatus, ExecutionSummary, Failure, HistoryEvent, errors};
+use async_trait::async_trait;
+use chrono::{DateTime, SecondsFormat, Utc};
+use ewf_domain::entry::FunctionError;
+use serde_json::{Value, json};
+use std::time::Duration;
+use ulid::Ulid;
+
+type Timestamp = DateTime<Utc>;
+
+const ACCOUNT: &str = "000000000000";
+const REGION: &str = "local";
+
+/// Calls the functions the Task states name.
+#[async_trait]
+pub trait TaskInvoker: Send + Sync {
+    /// Invokes a function by the FunctionName in the state's Parameters (already
+    /// substituted) and returns its output, or the error it raised.
+    async fn invoke(&self, function: &str, payload: Value) -> Result<Value, FunctionError>;
+}
+
+/// The durable store of executions, and the driver that advances them.
+pub struct Executions {
+    store: Store,
+    time_scale: f64,
+}
+
+impl Executions {
+    /// Opens (creating if needed) the executions' tables in a SQLite file that other
+    /// parts of the local stack, and other processes, may share.
+    pub fn open(path: &std::path::Path) -> Result<Self, AslError> {
+        Ok(Self {
+            store: Store::open(path)?,
+            time_scale: 1.0,
+        })
+    }
+
+    /// A private in-memory store, for tests.
+    pub fn in_memory() -> Result<Self, AslError> {
+        Ok(Self {
+            store: Store::in_memory()?,
+            time_scale: 1.0,
+        })
+    }
+
+    /// Multiplies the Wait states' durations and the Retry intervals (0 runs them at
+    /// once), so that local runs and tests need not wait real seconds. Timeouts are
+    /// not scaled.
+    pub fn with_time_scale(mut self, scale: f64) -> Self {
+        self.time_scale = if scale.is_finite() && scale >= 0.0 {
+            scale
+        } else {
+            1.0
+        };
+        self
+    }
+
+    /// Starts an execution and runs it until it ends or waits for a task token. As on
+    /// AWS, starting again with the same name and input while it runs returns it; any
+    /// other reuse of a name is ExecutionAlreadyExists.
+    pub async fn start(
+        &self,
+        machine: &StateMachine,
+        invoker: &dyn TaskInvoker,
+        name: &str,
+        input: Value,
+    ) -> Result<ExecutionSummary, AslError> {
+        let now = Utc::now();
+        let summary = ExecutionSummary {
+            name: name.to_owned(),
+            execution_arn: format!(
+                "arn:aws:states:{REGION}:{ACCOUNT}:execution:{}:{name}",
+                machine.name()
+            ),
+            status: ExecutionStatus::Running,
+            input: input.clone(),
+            output: None,
+            error: None,
+            cause: None,
+            start_date: now,
+            stop_date: None,
+        };
+        let deadline = machine
+            .timeout_seconds
+            .map(|seconds| later(now, Duration::from_secs(seconds)));
+        let first = machine
+            .state(&machine.start_at)
+            .ok_or_else(|| unknown_state(name, &machine.start_at))?;
+        let events = [
+            event(
+                "ExecutionStarted",
+                json!({ "input": input.to_string(), "roleArn": role(machine) }),
+            ),
+            entered(first, &machine.start_at, &input),
+        ];
+        let driver = Ulid::new().to_string();
+        let cursor = Cursor::enter(&machine.start_at, input.clone(), now);
+        if !self
+            .store
+            .create(&summary, deadline, &cursor, &driver, &events)?
+        {
+            return match self.describe(name)? {
+                Some(existing)
+                    if existing.status == ExecutionStatus::Running && existing.input == input =>
+                {
+                    Ok(existing)
+                }
+                _ => Err(AslError::ExecutionAlreadyExists(name.to_owned())),
+            };
+        }
+        tracing::info!(
+            execution = name,
+            machine = machine.name(),
+            "execution started"
+        );
+        Driver {
+            executions: self,
+            machine,
+            invoker,
+            driver,
+        }
+        .drive(name)
+        .await
+    }
+
+    /// SendTaskSuccess: the task waiting on `token` returns `output`, and the execution
+    /// runs on. Called while the execution is still being driven (for instance by the
+    /// very function that received the token), it stores the output for that driver.
+    pub async fn send_task_success(
+        &self,
+        machine: &StateMachine,
+        invoker: &dyn TaskInvoker,
+        token: &str,
+        output: Value,
+    ) -> Result<ExecutionSummary, AslError> {
+        self.reply(machine, invoker, token, Reply::Success(output))
+            .await
+    }
+
+    /// SendTaskFailure: the task waiting on `token` fails with `error` and `cause`, which
+    /// its Retry and Catch then handle.
+    pub async fn send_task_failure(
+        &self,
+        machine: &StateMachine,
+        invoker: &dyn TaskInvoker,
+        token: &str,
+        error: &str,
+        cause: &str,
+    ) -> Result<ExecutionSummary, AslError> {
+        self.reply(
+            machine,
+            invoker,
+            token,
+            Reply::Failure(Failure::new(error, cause)),
+        )
+        .await
+    }
+
+    /// Advances every execution that has something to do and nobody to do it: a task
+    /// or execution timeout that has passed, a Wait that is over, or a driver that
+    /// died mid-state. Call it now and then (e.g. when the local stack starts).
+    pub async fn resume_due(
+        &self,
+        machine: &StateMachine,
+        invoker: &dyn TaskInvoker,
+    ) -> Result<Vec<ExecutionSummary>, AslError> {
+        let mut advanced = Vec::new();
+        for name in self.store.due(Utc::now())? {
+            advanced.push(self.advance(machine, invoker, &name).await?);
+        }
+        Ok(advanced)
+    }
+
+    /// DescribeExecution.
+    pub fn describe(&self, name: &str) -> Result<Option<ExecutionSummary>, AslError> {
+        Ok(self.store.load(name)?.map(|record| record.summary))
+    }
+
+    /// GetExecutionHistory, oldest event first.
+    pub fn history(&self, name: &str) -> Result<Vec<HistoryEvent>, AslError> {
+        self.store.history(name)
+    }
+
+    async fn reply(
+        &self,
+        machine: &StateMachine,
+        invoker: &dyn TaskInvoker,
+        token: &str,
+        reply: Reply,
+    ) -> Result<ExecutionSummary, AslError> {
+        match self.store.deliver(token, &reply, Utc::now())? {
+            Delivery::Stored(name) => self.advance(machine, invoker, &name).await,
+            Delivery::Expired(name) => {
+                // Let the execution record the timeout before telling the caller.
+                self.advance(machine, invoker, &name).await?;
+                Err(AslError::TaskTimedOut)
+            }
+        }
+    }
+
+    /// Drives the execution if nobody else does; otherwise its driver will see what
+    /// changed, and this returns it as it stands.
+    async fn advance(
+        &self,
+        machine: &StateMachine,
+        invoker: &dyn TaskInvoker,
+        name: &str,
+    ) -> Result<ExecutionSummary, AslError> {
+        let driver = Ulid::new().to_string();
+        if self.store.claim(name, &driver, Utc::now())? {
+            Driver {
+                executions: self,
+                machine,
+                invoker,
+                driver,
+            }
+            .drive(name)
+            .await
+        } else {
+            self.describe(name)?.ok_or(AslError::TaskDoesNotExist)
+        }
+    }
+
+    fn scaled(&self, duration: Duration) -> Duration {
+        Duration::try_from_secs_f64(duration.as_secs_f64() * self.time_scale)
+            .unwrap_or(Duration::MAX)
+    }
+}
+
+/// What running (part of) a state came to.
+enum Step {
+    /// The state is done: record `events`, leave with `output` to `next`.
+    Done {
+        events: Vec<Event>,
+        output: Value,
+        next: Transition,
+    },
+    /// An error nothing handles: the execution fails.
+    Failed {
+        events: Vec<Event>,
+        failure: Failure,
+    },
+    /// The task runs again after `delay`.
+    Retry {
+        events: Vec<Event>,
+        attempts: Vec<u64>,
+        delay: Duration,
+    },
+    /// A Wait state sleeps until then.
+    Sleep(Timestamp),
+    /// The task waits for its token; the cursor is already stored.
+    Suspend,
+    /// Another driver took the execution over.
+    Lost,
+}
+
+/// One claim on one execution.
+struct Driver<'a> {
+    executions: &'a Executions,
+    machine: &'a StateMachine,
+    invoker: &'a dyn TaskInvoker,
+    driver: String,
+}
+
+impl Driver<'_> {
+    fn store(&self) -> &Store {
+        &self.executions.store
+    }
+
+    async fn drive(&self, name: &str) -> Result<ExecutionSummary, AslError> {
+        loop {
+            let record = self.store().load(name)?.ok_or(AslError::TaskDoesNotExist)?;
+            if record.summary.status != ExecutionStatus::Running
+                || record.driver.as_deref() != Some(&self.driver)
+            {
+                return Ok(record.summary);
+            }
+            let now = Utc::now();
+            if record.deadline.is_some_and(|deadline| deadline <= now) {
+                self.end(
+                    name,
+                    ExecutionStatus::TimedOut,
+                    Vec::new(),
+                    None,
+                    Some(execution_timeout()),
+                )?;
+                continue;
+            }
+            let Some(state) = self.machine.state(&record.cursor.state) else {
+                self.store().release(name, &self.driver)?;
+                return Err(unknown_state(name, &record.cursor.state));
+            };
+            let step = self.step(&record, state, now).await?;
+            if !self.apply(&record, state, step).await? {
+                return self
+                    .executions
+                    .describe(name)?
+                    .ok_or(AslError::TaskDoesNotExist);
+            }
+        }
+    }
+
+    /// Records what a step came to; false when this driver should stop.
+    async fn apply(&self, record: &Record, state: &State, step: Step) -> Result<bool, AslError> {
+        let name = record.summary.name.as_str();
+        let from = record.cursor.state.as_str();
+        let now = Utc::now();
+        match step {
+            Step::Done {
+                mut events,
+                output,
+                next,
+            } => {
+                events.push(state_event(
+                    state,
+                    "Exited",
+                    json!({ "name": from, "output": output.to_string() }),
+                ));
+                match next {
+                    Transition::End => {
+                        self.end(name, ExecutionStatus::Succeeded, events, Some(output), None)
+                    }
+                    Transition::Next(next) => {
+                        let target = self
+                            .machine
+                            .state(&next)
+                            .ok_or_else(|| unknown_state(name, &next))?;
+                        events.push(entered(target, &next, &output));
+                        tracing::debug!(execution = name, from, to = %next, "transition");
+                        self.store().save(
+                            name,
+                            &self.driver,
+                            &Cursor::enter(&next, output, now),
+                            &events,
+                            now,
+                        )
+                    }
+                }
+            }
+            Step::Failed { events, failure } => {
+                self.end(name, ExecutionStatus::Failed, events, None, Some(failure))
+            }
+            Step::Retry {
+                events,
+                attempts,
+                delay,
+            } => {
+                let cursor = Cursor {
+                    phase: Phase::Ready,
+                    attempts,
+                    token: None,
+                    wake_at: None,
+                    ..record.cursor.clone()
+                };
+                if !self
+                    .store()
+                    .save(name, &self.driver, &cursor, &events, now)?
+                {
+                    return Ok(false);
+                }
+                tokio::time::sleep(self.executions.scaled(delay)).await;
+                Ok(true)
+            }
+            Step::Sleep(until) => {
+                let cursor = Cursor {
+                    phase: Phase::Sleeping,
+                    wake_at: Some(until),
+                    ..record.cursor.clone()
+                };
+                if !self.store().save(name, &self.driver, &cursor, &[], now)? {
+                    return Ok(false);
+                }
+                // Let go while sleeping, so that another process may finish the Wait if
+                // this one stops.
+                self.store().release(name, &self.driver)?;
+                tokio::time::sleep((until - now).to_std().unwrap_or_default()).await;
+                self.store().claim(name, &self.driver, Utc::now())
+            }
+            Step::Suspend => {
+                // Released: the token's reply will resume it. Not released: the reply
+                // came while the function ran, or another driver took over.
+                Ok(!self.store().release(name, &self.driver)?)
+            }
+            Step::Lost => Ok(false),
+        }
+    }
+
+    fn end(
+        &self,
+        name: &str,
+        status: ExecutionStatus,
+        mut events: Vec<Event>,
+        output: Option<Value>,
+        failure: Option<Failure>,
+    ) -> Result<bool, AslError> {
+        let details = match (&output, &failure) {
+            (_, Some(failure)) => json!({ "error": failure.error, "cause": failure.cause }),
+            (Some(output), None) => json!({ "output": output.to_string() }),
+            (None, None) => json!({}),
+        };
+        let kind = match status {
+            ExecutionStatus::Succeeded => "ExecutionSucceeded",
+            ExecutionStatus::TimedOut => "ExecutionTimedOut",
+            ExecutionStatus::Failed | ExecutionStatus::Running => "ExecutionFailed",
+        };
+        events.push(event(kind, details));
+        let error = failure.as_ref().map(|failure| failure.error.as_str());
+        tracing::info!(execution = name, status = %status, error, "execution ended");
+        self.store().finish(
+            name,
+            &self.driver,
+            &End {
+                status,
+                output,
+                failure,
+            },
+            &events,
+            Utc::now(),
+        )?;
+        // Either way the loop reloads the execution and returns it as it ended.
+        Ok(true)
+    }
+
+    async fn step(&self, record: &Record, state: &State, now: Timestamp) -> Result<Step, AslError> {
+        let cursor = &record.cursor;
+        let context = self.context(record, None);
+        let raw = &cursor.input;
+        let effective = || select(state.input_path.as_ref(), raw, &context, "InputPath");
+        let finish = |output: Result<Value, Failure>, next: Transition| match output {
+            Ok(output) => Step::Done {
+                events: Vec::new(),
+                output,
+                next,
+            },
+            Err(failure) => Step::Failed {
+                events: Vec::new(),
+                failure,
+            },
+        };
+        Ok(match (&state.kind, cursor.phase) {
+            (StateKind::Task(task), Phase::Ready) => {
+                self.attempt(record, state, task, new_token(task)).await?
+            }
+            // Submitting after a crash: invoke again with the same token, unless the
+            // reply already came.
+            (StateKind::Task(task), Phase::Submitting) if cursor.reply.is_none() => {
+                self.attempt(record, state, task, cursor.token.clone())
+                    .await?
+            }
+            (StateKind::Task(task), Phase::Submitting | Phase::Waiting) => {
+                self.waiting(record, state, task, now)
+            }
+            (StateKind::Pass(pass), Phase::Ready) => {
+                finish(pass_output(pass, state, raw, &context), state.next.clone())
+            }
+            (StateKind::Choice(choice), Phase::Ready) => {
+                let chosen = effective().and_then(|input| {
+                    let mut next = choice.default.clone();
+                    for (rule, target) in &choice.choices {
+                        if rule.matches(&input, &context)? {
+                            next = Some(target.clone());
+                            break;
+                        }
+                    }
+                    let next = next.ok_or_else(|| {
+                        Failure::new(
+                            errors::NO_CHOICE_MATCHED,
+                            "No Choice Rule matched and there is no Default",
+                        )
+                    })?;
+                    Ok((
+                        select(state.output_path.as_ref(), &input, &context, "OutputPath")?,
+                        next,
+                    ))
+                });
+                match chosen {
+                    Ok((output, next)) => Step::Done {
+                        events: Vec::new(),
+                        output,
+                        next: Transition::Next(next),
+                    },
+                    Err(failure) => Step::Failed {
+                        events: Vec::new(),
+                        failure,
+                    },
+                }
+            }
+            (StateKind::Wait(wait), Phase::Ready) => {
+                match effective().and_then(|input| self.wake_time(wait, &input, &context, now)) {
+                    Ok(until) => Step::Sleep(until),
+                    Err(failure) => Step::Failed {
+                        events: Vec::new(),
+                        failure,
+                    },
+                }
+            }
+            (StateKind::Wait(_), Phase::Sleeping) => match cursor.wake_at {
+                Some(until) if until > now => Step::Sleep(until),
+                _ => finish(
+                    effective().and_then(|input| {
+                        select(state.output_path.as_ref(), &input, &context, "OutputPath")
+                    }),
+                    state.next.clone(),
+                ),
+            },
+            (StateKind::Succeed, Phase::Ready) => finish(
+                effective().and_then(|input| {
+                    select(state.output_path.as_ref(), &input, &context, "OutputPath")
+                }),
+                Transition::End,
+            ),
+            (StateKind::Fail { error, cause }, Phase::Ready) => Step::Failed {
+                events: Vec::new(),
+                failure: Failure::new(
+                    error.as_deref().unwrap_or_default(),
+                    cause.clone().unwrap_or_default(),
+                ),
+            },
+            (_, phase) => {
+                return Err(AslError::Corrupt(format!(
+                    "state {:?} cannot be in phase {phase:?}",
+                    cursor.state
+                )));
+            }
+        })
+    }
+
+    /// Runs one attempt of a Task: invokes the function, and for a
+    /// `.waitForTaskToken` task stores the token before the call, so that a reply sent
+    /// during the call finds it.
+    async fn attempt(
+        &self,
+        record: &Record,
+        state: &State,
+        task: &Task,
+        token: Option<String>,
+    ) -> Result<Step, AslError> {
+        let (name, cursor) = (record.summary.name.as_str(), &record.cursor);
+        let context = self.context(record, token.as_deref());
+        let prepared = select(
+            state.input_path.as_ref(),
+            &cursor.input,
+            &context,
+            "InputPath",
+        )
+        .and_then(|input| task.parameters.render(&input, &context))
+        .and_then(|parameters| match parameters.get("FunctionName") {
+            Some(Value::String(function)) => Ok((function.clone(), parameters.clone())),
+            _ => Err(Failure::new(
+                errors::RUNTIME,
+                "Parameters.FunctionName must be a string",
+            )),
+        });
+        let (function, parameters) = match prepared {
+            Ok(prepared) => prepared,
+            Err(failure) => return Ok(recover(task, cursor, Vec::new(), failure)),
+        };
+        let now = Utc::now();
+        let timeout = Duration::from_secs(task.timeout_seconds);
+        let events = [
+            task_event(
+                "TaskScheduled",
+                task,
+                json!({ "region": REGION, "parameters": parameters.to_string(), "timeoutInSeconds": task.timeout_seconds }),
+            ),
+            task_event("TaskStarted", task, json!({})),
+        ];
+        let submitting = Cursor {
+            phase: if token.is_some() {
+                Phase::Submitting
+            } else {
+                Phase::Ready
+            },
+            token: token.clone(),
+            wake_at: token.as_ref().map(|_| later(now, timeout)),
+            ..cursor.clone()
+        };
+        if !self
+            .store()
+            .save(name, &self.driver, &submitting, &events, now)?
+        {
+            return Ok(Step::Lost);
+        }
+        let payload = parameters
+            .get("Payload")
+            .cloned()
+            .unwrap_or_else(|| json!({}));
+        tracing::debug!(execution = name, state = %cursor.state, function, "invoking");
+        let result =
+            match tokio::time::timeout(timeout, self.invoker.invoke(&function, payload)).await {
+                Ok(Ok(output)) => Ok(
+                    json!({ "ExecutedVersion": "$LATEST", "Payload": output, "StatusCode": 200 }),
+                ),
+                Ok(Err(err)) => Err(Failure::new(
+                    &err.error_type,
+                    serde_json::to_string(&err).unwrap_or_default(),
+                )),
+                Err(_) => Err(task_timeout(task)),
+            };
+        match (result, token.is_some()) {
+            (Ok(output), true) => {
+                let waiting = Cursor {
+                    phase: Phase::Waiting,
+                    ..submitting
+                };
+                let submitted = task_event(
+                    "TaskSubmitted",
+                    task,
+                    json!({ "output": output.to_string() }),
+                );
+                let saved =
+                    self.store()
+                        .save(name, &self.driver, &waiting, &[submitted], Utc::now())?;
+                Ok(if saved { Step::Suspend } else { Step::Lost })
+            }
+            (Ok(output), false) => Ok(self.succeeded(record, state, task, output)),
+            (Err(failure), _) => Ok(self.failed(record, task, failure)),
+        }
+    }
+
+    /// A `.waitForTaskToken` task after its function returned: its reply, its timeout,
+    /// or more waiting.
+    fn waiting(&self, record: &Record, state: &State, task: &Task, now: Timestamp) -> Step {
+        match &record.cursor.reply {
+            Some(Reply::Success(output)) => self.succeeded(record, state, task, output.clone()),
+            Some(Reply::Failure(failure)) => self.failed(record, task, failure.clone()),
+            None if record
+                .cursor
+                .wake_at
+                .is_some_and(|deadline| deadline <= now) =>
+            {
+                self.failed(record, task, task_timeout(task))
+            }
+            None => Step::Suspend,
+        }
+    }
+
+    fn succeeded(&self, record: &Record, state: &State, task: &Task, result: Value) -> Step {
+        let events = vec![task_event(
+            "TaskSucceeded",
+            task,
+            json!({ "output": result.to_string() }),
+        )];
+        let context = self.context(record, None);
+        let output = match &task.result_selector {
+            Some(selector) => selector.render(&result, &context),
+            None => Ok(result),
+        }
+        .and_then(|result| place(task.result_path.as_ref(), &record.cursor.input, result))
+        .and_then(|combined| {
+            select(
+                state.output_path.as_ref(),
+                &combined,
+                &context,
+                "OutputPath",
+            )
+        });
+        match output {
+            Ok(output) => Step::Done {
+                events,
+                output,
+                next: state.next.clone(),
+            },
+            Err(failure) => recover(task, &record.cursor, events, failure),
+        }
+    }
+
+    fn failed(&self, record: &Record, task: &Task, failure: Failure) -> Step {
+        let kind = if failure.error == errors::TIMEOUT {
+            "TaskTimedOut"
+        } else {
+            "TaskFailed"
+        };
+        let events = vec![task_event(
+            kind,
+            task,
+            json!({ "error": failure.error, "cause": failure.cause }),
+        )];
+        recover(task, &record.cursor, events, failure)
+    }
+
+    fn wake_time(
+        &self,
+        wait: &Wait,
+        input: &Value,
+        context: &Value,
+        now: Timestamp,
+    ) -> Result<Timestamp, Failure> {
+        let from_path = |path: &Path| {
+            path.select(input, context).ok_or_else(|| {
+                Failure::new(
+                    errors::RUNTIME,
+                    format!("The Wait path {path} could not be found"),
+                )
+            })
+        };
+        let at = match wait {
+            Wait::Seconds(seconds) => {
+                return Ok(later(
+                    now,
+                    self.executions.scaled(Duration::from_secs(*seconds)),
+                ));
+            }
+            Wait::SecondsPath(path) => {
+                let seconds = from_path(path)?.as_u64().ok_or_else(|| {
+                    Failure::new(
+                        errors::RUNTIME,
+                        format!("The Wait path {path} is not a non-negative whole number"),
+                    )
+                })?;
+                return Ok(later(
+                    now,
+                    self.executions.scaled(Duration::from_secs(seconds)),
+                ));
+            }
+            Wait::Timestamp(at) => *at,
+            Wait::TimestampPath(path) => from_path(path)?
+                .as_str()
+                .and_then(|text| DateTime::parse_from_rfc3339(text).ok())
+                .map(|at| at.to_utc())
+                .ok_or_else(|| {
+                    Failure::new(
+                        errors::RUNTIME,
+                        format!("The Wait path {path} is not a timestamp"),
+                    )
+                })?,
+        };
+        Ok(later(
+            now,
+            self.executions
+                .scaled((at - now).to_std().unwrap_or_default()),
+        ))
+    }
+
+    /// The context object (`$$`) as the current state sees it.
+    fn context(&self, record: &Record, token: Option<&str>) -> Value {
+        let summary = &record.summary;
+        let mut context = json!({
+            "Execution": {
+                "Id": summary.execution_arn,
+                "Input": summary.input,
+                "Name": summary.name,
+                "RoleArn": role(self.machine),
+                "StartTime": stamp(&summary.start_date),
+            },
+            "State": {
+                "EnteredTime": stamp(&record.cursor.entered),
+                "Name": record.cursor.state,
+                "RetryCount": record.cursor.attempts.iter().sum::<u64>(),
+            },
+            "StateMachine": {
+                "Id": format!("arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{}", self.machine.name()),
+                "Name": self.machine.name(),
+            },
+        });
+        if let (Some(token), Some(fields)) = (token, context.as_object_mut()) {
+            fields.insert("Task".to_owned(), json!({ "Token": token }));
+        }
+        context
+    }
+}
+
+/// After a task error: retry it, catch it, or fail the execution.
+fn recover(task: &Task, cursor: &Cursor, events: Vec<Event>, failure: Failure) -> Step {
+    let retrier = task
+        .retry
+        .iter()
+        .enumerate()
+        .find(|(_, retrier)| errors::handled(&retrier.error_equals, &failure.error));
+    if let Some((index, retrier)) = retrier {
+        let done = cursor.attempts.get(index).copied().unwrap_or(0);
+        if done < retrier.max_attempts {
+            let mut attempts = cursor.attempts.clone();
+            attempts.resize(task.retry.len(), 0);
+            attempts[index] = done + 1;
+            let seconds = retrier.interval_seconds as f64 * retrier.backoff_rate.powf(done as f64);
+            let delay = Duration::try_from_secs_f64(seconds).unwrap_or(Duration::MAX);
+            let delay = retrier
+                .max_delay_seconds
+                .map_or(delay, |max| delay.min(Duration::from_secs(max)));
+            return Step::Retry {
+                events,
+                attempts,
+                delay,
+            };
+        }
+    }
+    let catcher = task
+        .catch
+        .iter()
+        .find(|catcher| errors::handled(&catcher.error_equals, &failure.error));
+    let Some(catcher) = catcher else {
+        return Step::Failed { events, failure };
+    };
+    let error_output = json!({ "Error": failure.error, "Cause": failure.cause });
+    match place(catcher.result_path.as_ref(), &cursor.input, error_output) {
+        Ok(output) => Step::Done {
+            events,
+            output,
+            next: Transition::Next(catcher.next.clone()),
+        },
+        Err(failure) => Step::Failed { events, failure },
+    }
+}
+
+fn pass_output(pass: &Pass, state: &State, raw: &Value, context: &Value) -> Result<Value, Failure> {
+    let input = select(state.input_path.as_ref(), raw, context, "InputPath")?;
+    let result = match (&pass.result, &pass.parameters) {
+        (Some(result), _) => result.clone(),
+        (None, Some(parameters)) => parameters.render(&input, context)?,
+        (None, None) => input,
+    };
+    let combined = place(pass.result_path.as_ref(), raw, result)?;
+    select(state.output_path.as_ref(), &combined, context, "OutputPath")
+}
+
+/// InputPath and OutputPath: the node selected, or `{}` for a null path.
+fn select(
+    path: Option<&Path>,
+    value: &Value,
+    context: &Value,
+    field: &str,
+) -> Result<Value, Failure> {
+    match path {
+        None => Ok(json!({})),
+        Some(path) => path.select(value, context).cloned().ok_or_else(|| {
+            Failure::new(
+                errors::RUNTIME,
+                format!("Invalid path '{path}': the {field} matched nothing in the state's data"),
+            )
+        }),
+    }
+}
+
+/// ResultPath: the result placed into the raw input, or the raw input for a null path.
+fn place(path: Option<&Path>, raw: &Value, result: Value) -> Result<Value, Failure> {
+    match path {
+        None => Ok(raw.clone()),
+        Some(path) => path
+            .insert(raw.clone(), result)
+            .map_err(|cause| Failure::new(errors::RESULT_PATH_MATCH_FAILURE, cause)),
+    }
+}
+
+fn new_token(task: &Task) -> Option<String> {
+    // Two ULIDs: 160 random bits, so a token cannot be guessed.
+    task.wait_for_token
+        .then(|| format!("{}{}", Ulid::new(), Ulid::new()))
+}
+
+fn task_timeout(task: &Task) -> Failure {
+    Failure::new(
+        errors::TIMEOUT,
+        format!(
+            "The task did not finish within {} seconds",
+            task.timeout_seconds
+        ),
+    )
+}
+
+fn execution_timeout() -> Failure {
+    Failure::new(
+        errors::TIMEOUT,
+        "The execution ran longer than the state machine's TimeoutSeconds",
+    )
+}
+
+fn unknown_state(execution: &str, state: &str) -> AslError {
+    AslError::UnknownState {
+        execution: execution.to_owned(),
+        state: state.to_owned(),
+    }
+}
+
+fn role(machine: &StateMachine) -> String {
+    format!("arn:aws:iam::{ACCOUNT}:role/{}-local", machine.name())
+}
+
+fn later(now: Timestamp, duration: Duration) -> Timestamp {
+    chrono::Duration::from_std(duration)
+        .ok()
+        .and_then(|duration| now.checked_add_signed(duration))
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
+fn stamp(time: &Timestamp) -> String {
+    time.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+fn event(event_type: &str, details: Value) -> Event {
+    Event {
+        event_type: event_type.to_owned(),
+        details,
+    }
+}
+
+fn state_event(state: &State, suffix: &str, details: Value) -> Event {
+    event(
+        &format!("{}State{suffix}", state.kind.event_prefix()),
+        details,
+    )
+}
+
+fn entered(state: &State, name: &str, input: &Value) -> Event {
+    state_event(
+        state,
+        "Entered",
+        json!({ "name": name, "input": input.to_string() }),
+    )
+}
+
+fn task_event(event_type: &str, task: &Task, extra: Value) -> Event {
+    let mut details = json!({ "resourceType": "lambda", "resource": task.resource() });
+    if let (Some(details), Value::Object(extra)) = (details.as_object_mut(), extra) {
+        details.extend(extra);
+    }
+    event(event_type, details)
+}

@@ -1,0 +1,588 @@
+//! The executions' durable state: one row per execution (where it is, what it waits
+//! for, who drives it) and its history events, in tables of their own in the local
+//! stack's SQLite file. Every change is one short immediate transaction; writes by a
+//! driver are conditional on it still holding the execution.
+
+use super::{AslError, Failure};
+use chrono::{DateTime, SecondsFormat, Utc};
+use rusqlite::{Connection, OptionalExtension, Row, Transaction, TransactionBehavior, params};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::fmt;
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+type Timestamp = DateTime<Utc>;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS asl_executions (
+    name        TEXT PRIMARY KEY,
+    arn         TEXT NOT NULL,
+    status      TEXT NOT NULL,
+    input       TEXT NOT NULL,
+    output      TEXT,
+    error       TEXT,
+    cause       TEXT,
+    start_date  TEXT NOT NULL,
+    stop_date   TEXT,
+    deadline    TEXT,
+    state       TEXT NOT NULL,
+    state_input TEXT NOT NULL,
+    entered     TEXT NOT NULL,
+    phase       TEXT NOT NULL,
+    attempts    TEXT NOT NULL,
+    token       TEXT UNIQUE,
+    wake_at     TEXT,
+    reply       TEXT,
+    driver      TEXT,
+    lease_until TEXT,
+    last_event  INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS asl_executions_by_status ON asl_executions (status);
+CREATE TABLE IF NOT EXISTS asl_history (
+    execution   TEXT NOT NULL,
+    id          INTEGER NOT NULL,
+    previous_id INTEGER NOT NULL,
+    timestamp   TEXT NOT NULL,
+    type        TEXT NOT NULL,
+    details     TEXT NOT NULL,
+    PRIMARY KEY (execution, id)
+);
+";
+
+/// How long a driver may hold an execution without writing before another process
+/// presumes it dead and takes over.
+const LEASE: chrono::Duration = chrono::Duration::minutes(15);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ExecutionStatus {
+    Running,
+    Succeeded,
+    Failed,
+    TimedOut,
+}
+
+impl ExecutionStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExecutionStatus::Running => "RUNNING",
+            ExecutionStatus::Succeeded => "SUCCEEDED",
+            ExecutionStatus::Failed => "FAILED",
+            ExecutionStatus::TimedOut => "TIMED_OUT",
+        }
+    }
+
+    fn parse(text: &str) -> Result<Self, AslError> {
+        [Self::Running, Self::Succeeded, Self::Failed, Self::TimedOut]
+            .into_iter()
+            .find(|status| status.as_str() == text)
+            .ok_or_else(|| AslError::Corrupt(format!("status {text:?}")))
+    }
+}
+
+impl fmt::Display for ExecutionStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What DescribeExecution tells about an execution.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExecutionSummary {
+    pub name: String,
+    pub execution_arn: String,
+    pub status: ExecutionStatus,
+    pub input: Value,
+    pub output: Option<Value>,
+    pub error: Option<String>,
+    pub cause: Option<String>,
+    pub start_date: Timestamp,
+    pub stop_date: Option<Timestamp>,
+}
+
+/// One event of an execution's history, as GetExecutionHistory lists it: `details` holds
+/// the fields of the event's `...EventDetails` (input and output as JSON text).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HistoryEvent {
+    pub id: i64,
+    pub previous_event_id: i64,
+    pub timestamp: Timestamp,
+    #[serde(rename = "type")]
+    pub event_type: String,
+    pub details: Value,
+}
+
+/// An event about to be recorded.
+#[derive(Clone, Debug)]
+pub(crate) struct Event {
+    pub(crate) event_type: String,
+    pub(crate) details: Value,
+}
+
+/// Where in its current state an execution is.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) enum Phase {
+    /// Entered; its work is still to do (or to redo, after a crash).
+    Ready,
+    /// A task token was issued and the function is being invoked with it.
+    Submitting,
+    /// The function has the token; the execution waits for it to come back.
+    Waiting,
+    /// A Wait state sleeps until `wake_at`.
+    Sleeping,
+}
+
+impl Phase {
+    fn as_str(self) -> &'static str {
+        match self {
+            Phase::Ready => "ready",
+            Phase::Submitting => "submitting",
+            Phase::Waiting => "waiting",
+            Phase::Sleeping => "sleeping",
+        }
+    }
+
+    fn parse(text: &str) -> Result<Self, AslError> {
+        [
+            Phase::Ready,
+            Phase::Submitting,
+            Phase::Waiting,
+            Phase::Sleeping,
+        ]
+        .into_iter()
+        .find(|phase| phase.as_str() == text)
+        .ok_or_else(|| AslError::Corrupt(format!("phase {text:?}")))
+    }
+}
+
+/// What came back for a task token.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub(crate) enum Reply {
+    Success(Value),
+    Failure(Failure),
+}
+
+/// The execution's position: its current state, that state's raw input, and what the
+/// state is doing.
+#[derive(Clone, Debug)]
+pub(crate) struct Cursor {
+    pub(crate) state: String,
+    pub(crate) input: Value,
+    pub(crate) entered: Timestamp,
+    pub(crate) phase: Phase,
+    /// Retries made so far, per retrier of the current state.
+    pub(crate) attempts: Vec<u64>,
+    pub(crate) token: Option<String>,
+    /// When a Wait state ends, or when a task token times out.
+    pub(crate) wake_at: Option<Timestamp>,
+    pub(crate) reply: Option<Reply>,
+}
+
+impl Cursor {
+    pub(crate) fn enter(state: &str, input: Value, now: Timestamp) -> Self {
+        Self {
+            state: state.to_owned(),
+            input,
+            entered: now,
+            phase: Phase::Ready,
+            attempts: Vec::new(),
+            token: None,
+            wake_at: None,
+            reply: None,
+        }
+    }
+}
+
+/// A running execution as loaded by its driver.
+#[derive(Clone, Debug)]
+pub(crate) struct Record {
+    pub(crate) summary: ExecutionSummary,
+    pub(crate) deadline: Option<Timestamp>,
+    pub(crate) cursor: Cursor,
+    /// Who holds the execution, if anyone.
+    pub(crate) driver: Option<String>,
+}
+
+/// How an execution ended.
+pub(crate) struct End {
+    pub(crate) status: ExecutionStatus,
+    pub(crate) output: Option<Value>,
+    pub(crate) failure: Option<Failure>,
+}
+
+/// What became of a task token reply.
+pub(crate) enum Delivery {
+    /// Stored for the execution named.
+    Stored(String),
+    /// The token's task timed out before the reply came; the execution is named so
+    /// that its driver can record the timeout.
+    Expired(String),
+}
+
+pub(crate) struct Store(Mutex<Connection>);
+
+fn text(time: &Timestamp) -> String {
+    time.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+fn time(text: &str) -> Result<Timestamp, AslError> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|time| time.to_utc())
+        .map_err(|err| AslError::Corrupt(format!("time {text:?}: {err}")))
+}
+
+fn json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, AslError> {
+    serde_json::from_str(text).map_err(|err| AslError::Corrupt(format!("JSON {text:?}: {err}")))
+}
+
+fn to_json(value: &impl Serialize) -> String {
+    // Values, maps with string keys and derived types always serialize.
+    serde_json::to_string(value).unwrap_or_default()
+}
+
+const COLUMNS: &str = "name, arn, status, input, output, error, cause, start_date, stop_date, deadline, \
+     state, state_input, entered, phase, attempts, token, wake_at, reply, driver";
+
+/// A row as SQLite returns it, before its JSON and times are read.
+struct RawRow([Option<String>; 19]);
+
+impl RawRow {
+    fn read(row: &Row<'_>) -> rusqlite::Result<Self> {
+        let mut columns: [Option<String>; 19] = Default::default();
+        for (index, column) in columns.iter_mut().enumerate() {
+            *column = row.get(index)?;
+        }
+        Ok(Self(columns))
+    }
+
+    fn required(&self, index: usize) -> Result<&str, AslError> {
+        self.0[index]
+            .as_deref()
+            .ok_or_else(|| AslError::Corrupt(format!("column {index} is empty")))
+    }
+
+    fn optional(&self, index: usize) -> Option<&str> {
+        self.0[index].as_deref()
+    }
+
+    fn into_record(self) -> Result<Record, AslError> {
+        let summary = ExecutionSummary {
+            name: self.required(0)?.to_owned(),
+            execution_arn: self.required(1)?.to_owned(),
+            status: ExecutionStatus::parse(self.required(2)?)?,
+            input: json(self.required(3)?)?,
+            output: self.optional(4).map(json).transpose()?,
+            error: self.optional(5).map(str::to_owned),
+            cause: self.optional(6).map(str::to_owned),
+            start_date: time(self.required(7)?)?,
+            stop_date: self.optional(8).map(time).transpose()?,
+        };
+        let cursor = Cursor {
+            state: self.required(10)?.to_owned(),
+            input: json(self.required(11)?)?,
+            entered: time(self.required(12)?)?,
+            phase: Phase::parse(self.required(13)?)?,
+            attempts: json(self.required(14)?)?,
+            token: self.optional(15).map(str::to_owned),
+            wake_at: self.optional(16).map(time).transpose()?,
+            reply: self.optional(17).map(json).transpose()?,
+        };
+        Ok(Record {
+            deadline: self.optional(9).map(time).transpose()?,
+            driver: self.optional(18).map(str::to_owned),
+            summary,
+            cursor,
+        })
+    }
+}
+
+impl Store {
+    pub(crate) fn open(path: &Path) -> Result<Self, AslError> {
+        let connection = Connection::open(path)?;
+        connection.busy_timeout(Duration::from_secs(10))?;
+        connection.pragma_update(None, "journal_mode", "WAL")?;
+        Self::with(connection)
+    }
+
+    pub(crate) fn in_memory() -> Result<Self, AslError> {
+        Self::with(Connection::open_in_memory()?)
+    }
+
+    fn with(connection: Connection) -> Result<Self, AslError> {
+        connection.execute_batch(SCHEMA)?;
+        Ok(Self(Mutex::new(connection)))
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Connection> {
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn write<T>(
+        &self,
+        work: impl FnOnce(&Transaction<'_>) -> Result<T, AslError>,
+    ) -> Result<T, AslError> {
+        let mut connection = self.lock();
+        let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let value = work(&tx)?;
+        tx.commit()?;
+        Ok(value)
+    }
+
+    /// Creates a running execution, held by `driver`, with its first events. False when
+    /// the name is taken.
+    pub(crate) fn create(
+        &self,
+        summary: &ExecutionSummary,
+        deadline: Option<Timestamp>,
+        cursor: &Cursor,
+        driver: &str,
+        events: &[Event],
+    ) -> Result<bool, AslError> {
+        let now = summary.start_date;
+        self.write(|tx| {
+            let inserted = tx.execute(
+                "INSERT INTO asl_executions (name, arn, status, input, start_date, deadline, state, state_input, \
+                     entered, phase, attempts, driver, lease_until, last_event) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, '[]', ?11, ?12, 0) \
+                 ON CONFLICT (name) DO NOTHING",
+                params![
+                    summary.name,
+                    summary.execution_arn,
+                    summary.status.as_str(),
+                    to_json(&summary.input),
+                    text(&now),
+                    deadline.as_ref().map(text),
+                    cursor.state,
+                    to_json(&cursor.input),
+                    text(&cursor.entered),
+                    cursor.phase.as_str(),
+                    driver,
+                    text(&(now + LEASE)),
+                ],
+            )?;
+            if inserted == 1 {
+                append(tx, &summary.name, now, events)?;
+            }
+            Ok(inserted == 1)
+        })
+    }
+
+    pub(crate) fn load(&self, name: &str) -> Result<Option<Record>, AslError> {
+        let raw = self
+            .lock()
+            .query_row(
+                &format!("SELECT {COLUMNS} FROM asl_executions WHERE name = ?1"),
+                [name],
+                RawRow::read,
+            )
+            .optional()?;
+        raw.map(RawRow::into_record).transpose()
+    }
+
+    /// Takes the execution for `driver` unless a live driver holds it.
+    pub(crate) fn claim(&self, name: &str, driver: &str, now: Timestamp) -> Result<bool, AslError> {
+        self.write(|tx| {
+            let changed = tx.execute(
+                "UPDATE asl_executions SET driver = ?2, lease_until = ?3 \
+                 WHERE name = ?1 AND status = 'RUNNING' AND (driver IS NULL OR lease_until < ?4)",
+                params![name, driver, text(&(now + LEASE)), text(&now)],
+            )?;
+            Ok(changed == 1)
+        })
+    }
+
+    /// Moves the execution held by `driver` to `cursor`, recording `events`. A stored
+    /// reply is kept while its token stays (it may have arrived during the invocation)
+    /// and dropped with it. False when the driver no longer holds the execution.
+    pub(crate) fn save(
+        &self,
+        name: &str,
+        driver: &str,
+        cursor: &Cursor,
+        events: &[Event],
+        now: Timestamp,
+    ) -> Result<bool, AslError> {
+        self.write(|tx| {
+            let changed = tx.execute(
+                "UPDATE asl_executions SET state = ?3, state_input = ?4, entered = ?5, phase = ?6, attempts = ?7, \
+                     token = ?8, wake_at = ?9, reply = CASE WHEN ?8 IS NULL THEN NULL ELSE reply END, \
+                     lease_until = ?10 \
+                 WHERE name = ?1 AND driver = ?2 AND status = 'RUNNING'",
+                params![
+                    name,
+                    driver,
+                    cursor.state,
+                    to_json(&cursor.input),
+                    text(&cursor.entered),
+                    cursor.phase.as_str(),
+                    to_json(&cursor.attempts),
+                    cursor.token,
+                    cursor.wake_at.as_ref().map(text),
+                    text(&(now + LEASE)),
+                ],
+            )?;
+            if changed == 1 {
+                append(tx, name, now, events)?;
+            }
+            Ok(changed == 1)
+        })
+    }
+
+    /// Ends the execution held by `driver`.
+    pub(crate) fn finish(
+        &self,
+        name: &str,
+        driver: &str,
+        end: &End,
+        events: &[Event],
+        now: Timestamp,
+    ) -> Result<bool, AslError> {
+        self.write(|tx| {
+            let changed = tx.execute(
+                "UPDATE asl_executions SET status = ?3, output = ?4, error = ?5, cause = ?6, stop_date = ?7, \
+                     token = NULL, wake_at = NULL, reply = NULL, driver = NULL, lease_until = NULL \
+                 WHERE name = ?1 AND driver = ?2 AND status = 'RUNNING'",
+                params![
+                    name,
+                    driver,
+                    end.status.as_str(),
+                    end.output.as_ref().map(to_json),
+                    end.failure.as_ref().map(|failure| failure.error.as_str()).filter(|text| !text.is_empty()),
+                    end.failure.as_ref().map(|failure| failure.cause.as_str()).filter(|text| !text.is_empty()),
+                    text(&now),
+                ],
+            )?;
+            if changed == 1 {
+                append(tx, name, now, events)?;
+            }
+            Ok(changed == 1)
+        })
+    }
+
+    /// Lets go of the execution, unless a task token reply is waiting for the driver to
+    /// pick up. Checking and releasing in one transaction is what keeps a reply from
+    /// being stored between the two and then left unseen.
+    pub(crate) fn release(&self, name: &str, driver: &str) -> Result<bool, AslError> {
+        self.write(|tx| {
+            let changed = tx.execute(
+                "UPDATE asl_executions SET driver = NULL, lease_until = NULL \
+                 WHERE name = ?1 AND driver = ?2 AND reply IS NULL",
+                params![name, driver],
+            )?;
+            Ok(changed == 1)
+        })
+    }
+
+    /// Stores the reply for the task waiting on `token`.
+    pub(crate) fn deliver(
+        &self,
+        token: &str,
+        reply: &Reply,
+        now: Timestamp,
+    ) -> Result<Delivery, AslError> {
+        self.write(|tx| {
+            let found: Option<(String, Option<String>)> = tx
+                .query_row(
+                    "SELECT name, wake_at FROM asl_executions \
+                     WHERE token = ?1 AND status = 'RUNNING' AND phase IN ('submitting', 'waiting') \
+                         AND reply IS NULL",
+                    [token],
+                    |row| Ok((row.get(0)?, row.get(1)?)),
+                )
+                .optional()?;
+            let (name, deadline) = found.ok_or(AslError::TaskDoesNotExist)?;
+            if deadline.map(|deadline| time(&deadline)).transpose()?.is_some_and(|deadline| deadline <= now) {
+                return Ok(Delivery::Expired(name));
+            }
+            tx.execute("UPDATE asl_executions SET reply = ?2 WHERE name = ?1", params![name, to_json(reply)])?;
+            Ok(Delivery::Stored(name))
+        })
+    }
+
+    /// Running executions that nobody holds and that have something to do now: a
+    /// reply or a timeout to handle, a Wait that is over, or a driver that died.
+    pub(crate) fn due(&self, now: Timestamp) -> Result<Vec<String>, AslError> {
+        let connection = self.lock();
+        let mut statement = connection.prepare(
+            "SELECT name FROM asl_executions \
+             WHERE status = 'RUNNING' AND (driver IS NULL OR lease_until < ?1) \
+                 AND (phase IN ('ready', 'submitting') OR reply IS NOT NULL OR wake_at <= ?1 OR deadline <= ?1) \
+             ORDER BY start_date",
+        )?;
+        let names = statement
+            .query_map([text(&now)], |row| row.get(0))?
+            .collect::<Result<_, _>>()?;
+        Ok(names)
+    }
+
+    pub(crate) fn history(&self, name: &str) -> Result<Vec<HistoryEvent>, AslError> {
+        let connection = self.lock();
+        let mut statement = connection.prepare(
+            "SELECT id, previous_id, timestamp, type, details FROM asl_history WHERE execution = ?1 ORDER BY id",
+        )?;
+        let rows = statement
+            .query_map([name], |row| {
+                Ok((
+                    row.get(0)?,
+                    row.get(1)?,
+                    row.get::<_, String>(2)?,
+                    row.get(3)?,
+                    row.get::<_, String>(4)?,
+                ))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        rows.into_iter()
+            .map(|(id, previous_event_id, timestamp, event_type, details)| {
+                Ok(HistoryEvent {
+                    id,
+                    previous_event_id,
+                    timestamp: time(&timestamp)?,
+                    event_type,
+                    details: json(&details)?,
+                })
+            })
+            .collect()
+    }
+}
+
+/// Appends events after the execution's last one, each pointing at its predecessor.
+fn append(
+    tx: &Transaction<'_>,
+    name: &str,
+    now: Timestamp,
+    events: &[Event],
+) -> Result<(), AslError> {
+    let last: i64 = tx.query_row(
+        "SELECT last_event FROM asl_executions WHERE name = ?1",
+        [name],
+        |row| row.get(0),
+    )?;
+    let mut previous = last;
+    for event in events {
+        let id = previous + 1;
+        tx.execute(
+            "INSERT INTO asl_history (execution, id, previous_id, timestamp, type, details) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                name,
+                id,
+                previous,
+                text(&now),
+                event.event_type,
+                to_json(&event.details)
+            ],
+        )?;
+        previous = id;
+    }
+    tx.execute(
+        "UPDATE asl_executions SET last_event = ?2 WHERE name = ?1",
+        params![name, previous],
+    )?;
+    Ok(())
+}

@@ -1,0 +1,258 @@
+//! The in-process event bus. It routes by the same rules as the SAM template
+//! (`ewf_domain::events::RULES`), keeps every delivery in SQLite until it is done (a
+//! crash loses none), delivers at least once with retries and backoff, and moves a
+//! delivery that keeps failing to the dead letters.
+
+use crate::db::{self, Db};
+use chrono::{DateTime, SecondsFormat, Utc};
+use ewf_domain::events::{BusEvent, FunctionName, targets};
+use ewf_domain::ports::{Bus, Clock, Random};
+use ewf_domain::{StoreError, Timestamp};
+use rusqlite::{OptionalExtension, params};
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+/// Attempts before a delivery is dead-lettered (EventBridge retries a failing
+/// asynchronous invocation twice, so three in all).
+pub const MAX_ATTEMPTS: u32 = 3;
+/// How long a claimed delivery stays claimed before another process may take it over.
+const LEASE_SECONDS: i64 = 60;
+/// How often a drainer looks again while another one handles a delivery.
+const CLAIMED_POLL: chrono::Duration = chrono::Duration::milliseconds(2);
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS bus_deliveries (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    target TEXT NOT NULL,
+    event TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    not_before TEXT NOT NULL,
+    claimed_until TEXT,
+    last_error TEXT
+);
+CREATE TABLE IF NOT EXISTS bus_dead_letters (
+    id INTEGER PRIMARY KEY,
+    target TEXT NOT NULL,
+    event TEXT NOT NULL,
+    attempts INTEGER NOT NULL,
+    last_error TEXT NOT NULL,
+    dead_at TEXT NOT NULL
+);
+";
+
+/// A delivery of one event to one function.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Delivery {
+    pub id: i64,
+    pub target: FunctionName,
+    /// The event in the EventBridge shape the function receives.
+    pub event: Value,
+    pub attempts: u32,
+}
+
+/// A delivery that failed [`MAX_ATTEMPTS`] times.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DeadLetter {
+    pub target: String,
+    pub event: Value,
+    pub attempts: u32,
+    pub last_error: String,
+}
+
+#[derive(Clone)]
+pub struct LocalBus {
+    db: Db,
+    clock: Arc<dyn Clock>,
+    random: Arc<dyn Random>,
+    /// Test knob: deliver every event twice, as at-least-once delivery may.
+    copies: usize,
+}
+
+fn stamp(time: Timestamp) -> String {
+    time.to_rfc3339_opts(SecondsFormat::Nanos, true)
+}
+
+impl LocalBus {
+    pub fn new(
+        db: Db,
+        clock: Arc<dyn Clock>,
+        random: Arc<dyn Random>,
+        duplicate: bool,
+    ) -> Result<Self, StoreError> {
+        db.execute_batch(SCHEMA)?;
+        Ok(Self {
+            db,
+            clock,
+            random,
+            copies: if duplicate { 2 } else { 1 },
+        })
+    }
+
+    /// The event as EventBridge delivers it to a rule target.
+    fn envelope(&self, event: &BusEvent, time: Timestamp) -> Value {
+        json!({
+            "version": "0",
+            "id": ulid::Ulid::from_parts(
+                u64::try_from(time.timestamp_millis()).unwrap_or_default(),
+                self.random.id_bits()
+            ).to_string(),
+            "detail-type": event.detail_type.as_str(),
+            "source": event.source,
+            "account": "000000000000",
+            "time": stamp(time),
+            "region": "local",
+            "resources": [],
+            "detail": event.detail,
+        })
+    }
+
+    /// Claims the next delivery that is due, for [`LEASE_SECONDS`].
+    pub fn claim(&self) -> Result<Option<Delivery>, StoreError> {
+        let now = self.clock.now();
+        self.db
+            .immediate(|tx| {
+                let next = tx
+                    .query_row(
+                        "SELECT id, target, event, attempts FROM bus_deliveries
+                     WHERE not_before <= ?1 AND (claimed_until IS NULL OR claimed_until <= ?1)
+                     ORDER BY id LIMIT 1",
+                        params![stamp(now)],
+                        |row| {
+                            Ok((
+                                row.get::<_, i64>(0)?,
+                                row.get::<_, String>(1)?,
+                                row.get::<_, String>(2)?,
+                                row.get::<_, u32>(3)?,
+                            ))
+                        },
+                    )
+                    .optional()?;
+                let Some((id, target, event, attempts)) = next else {
+                    return Ok(None);
+                };
+                tx.execute(
+                    "UPDATE bus_deliveries SET claimed_until = ?2 WHERE id = ?1",
+                    params![id, stamp(now + chrono::Duration::seconds(LEASE_SECONDS))],
+                )?;
+                Ok(Some((id, target, event, attempts)))
+            })?
+            .map(|(id, target, event, attempts)| {
+                Ok(Delivery {
+                    id,
+                    target: target
+                        .parse()
+                        .map_err(|err| StoreError::new(format!("delivery {id}: {err}")))?,
+                    event: serde_json::from_str(&event)
+                        .map_err(|err| StoreError::new(format!("delivery {id}: {err}")))?,
+                    attempts,
+                })
+            })
+            .transpose()
+    }
+
+    /// The delivery was handled: forget it.
+    pub fn complete(&self, delivery: &Delivery) -> Result<(), StoreError> {
+        self.db.immediate(|tx| {
+            tx.execute(
+                "DELETE FROM bus_deliveries WHERE id = ?1",
+                params![delivery.id],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// The delivery failed: retry it later with exponential backoff, or dead-letter it.
+    pub fn fail(
+        &self,
+        delivery: &Delivery,
+        error: &str,
+        backoff_unit: chrono::Duration,
+    ) -> Result<(), StoreError> {
+        let attempts = delivery.attempts + 1;
+        let now = self.clock.now();
+        self.db.immediate(|tx| {
+            if attempts >= MAX_ATTEMPTS {
+                tx.execute(
+                    "INSERT INTO bus_dead_letters (id, target, event, attempts, last_error, dead_at)
+                     SELECT id, target, event, ?2, ?3, ?4 FROM bus_deliveries WHERE id = ?1",
+                    params![delivery.id, attempts, error, stamp(now)],
+                )?;
+                tx.execute(
+                    "DELETE FROM bus_deliveries WHERE id = ?1",
+                    params![delivery.id],
+                )?;
+            } else {
+                let delay = backoff_unit * 2_i32.pow(attempts - 1);
+                tx.execute(
+                    "UPDATE bus_deliveries
+                     SET attempts = ?2, last_error = ?3, not_before = ?4, claimed_until = NULL
+                     WHERE id = ?1",
+                    params![delivery.id, attempts, error, stamp(now + delay)],
+                )?;
+            }
+            Ok(())
+        })
+    }
+
+    /// When to look again for due deliveries, if any delivery is pending: when the
+    /// next retry falls due, or shortly if another drainer holds a claim (its handler
+    /// may publish more).
+    pub fn next_due(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let now = self.clock.now();
+        let (retry_at, claimed): (Option<String>, i64) = self.db.read(|conn| {
+            conn.query_row(
+                "SELECT MIN(CASE WHEN claimed_until IS NULL OR claimed_until <= ?1 THEN not_before END),
+                        COUNT(CASE WHEN claimed_until > ?1 THEN 1 END)
+                 FROM bus_deliveries",
+                params![stamp(now)],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )
+        })?;
+        let retry_at = retry_at.map(|text| db::parse_time(&text)).transpose()?;
+        let poll_at = (claimed > 0).then(|| now + CLAIMED_POLL);
+        Ok(retry_at.into_iter().chain(poll_at).min())
+    }
+
+    pub fn dead_letters(&self) -> Result<Vec<DeadLetter>, StoreError> {
+        self.db.read(|conn| {
+            let mut statement = conn.prepare(
+                "SELECT target, event, attempts, last_error FROM bus_dead_letters ORDER BY id",
+            )?;
+            let rows = statement.query_map([], |row| {
+                let event: String = row.get(1)?;
+                Ok(DeadLetter {
+                    target: row.get(0)?,
+                    event: serde_json::from_str(&event).unwrap_or(Value::String(event)),
+                    attempts: row.get(2)?,
+                    last_error: row.get(3)?,
+                })
+            })?;
+            rows.collect()
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl Bus for LocalBus {
+    async fn publish(&self, events: &[BusEvent]) -> Result<(), StoreError> {
+        let now = self.clock.now();
+        let mut rows = Vec::new();
+        for event in events {
+            let envelope = self.envelope(event, now).to_string();
+            for target in targets(event.detail_type) {
+                for _ in 0..self.copies {
+                    rows.push((target.as_str(), envelope.clone()));
+                }
+            }
+        }
+        self.db.immediate(|tx| {
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO bus_deliveries (target, event, not_before) VALUES (?1, ?2, ?3)",
+            )?;
+            for (target, event) in &rows {
+                insert.execute(params![target, event, stamp(now)])?;
+            }
+            Ok(())
+        })
+    }
+}

@@ -1,0 +1,163 @@
+//! The seven services wired to the local adapters, addressed by function name the way
+//! the bus rules and the state machine address them on AWS.
+
+use crate::bus::LocalBus;
+use crate::db::Db;
+use async_trait::async_trait;
+use ewf_domain::StoreError;
+use ewf_domain::entry::{self, Function, FunctionError};
+use ewf_domain::estimate::Gazetteer;
+use ewf_domain::events::FunctionName;
+use ewf_domain::ports::{Clock, Random, WorkflowCallback};
+use ewf_sqlite::SqliteStores;
+use rusqlite::params;
+use serde_json::Value;
+use std::sync::Arc;
+
+/// The services, each behind the entry point its Lambda function has.
+pub struct Functions {
+    customer: Arc<dyn Function>,
+    order: Arc<dyn Function>,
+    inventory: Arc<dyn Function>,
+    payment: Arc<dyn Function>,
+    delivery: Arc<dyn Function>,
+    event_store: Arc<dyn Function>,
+    add: Arc<dyn Function>,
+}
+
+/// What the services are built from.
+pub struct Wiring {
+    pub stores: SqliteStores,
+    pub bus: LocalBus,
+    pub callback: Arc<dyn WorkflowCallback>,
+    pub clock: Arc<dyn Clock>,
+    pub random: Arc<dyn Random>,
+    pub fail_probability: f64,
+}
+
+impl Functions {
+    pub fn new(wiring: &Wiring) -> Self {
+        let Wiring {
+            stores,
+            bus,
+            callback,
+            clock,
+            random,
+            fail_probability,
+        } = wiring;
+        let bus: Arc<LocalBus> = Arc::new(bus.clone());
+        Self {
+            customer: Arc::new(ewf_customer::CustomerService::new(
+                stores.customers(),
+                bus.clone(),
+            )),
+            order: Arc::new(ewf_order::OrderService::new(
+                stores.orders(),
+                stores.ledger(),
+                bus.clone(),
+                clock.clone(),
+                random.clone(),
+            )),
+            inventory: Arc::new(ewf_inventory::InventoryService::new(
+                stores.inventory(),
+                stores.ledger(),
+                bus.clone(),
+            )),
+            payment: Arc::new(ewf_payment::PaymentService::new(
+                stores.payments(),
+                stores.ledger(),
+                bus.clone(),
+                clock.clone(),
+                random.clone(),
+                *fail_probability,
+            )),
+            delivery: Arc::new(ewf_delivery::DeliveryService::new(
+                stores.deliveries(),
+                stores.ledger(),
+                bus,
+                Arc::new(Gazetteer::sample()),
+                callback.clone(),
+                clock.clone(),
+            )),
+            event_store: Arc::new(ewf_event_store::EventStoreService::new(stores.events())),
+            add: Arc::new(ewf_add::AddService),
+        }
+    }
+
+    pub fn get(&self, name: FunctionName) -> &Arc<dyn Function> {
+        match name {
+            FunctionName::Customer => &self.customer,
+            FunctionName::Order => &self.order,
+            FunctionName::Inventory => &self.inventory,
+            FunctionName::Payment => &self.payment,
+            FunctionName::Delivery => &self.delivery,
+            FunctionName::EventStore => &self.event_store,
+            FunctionName::Add => &self.add,
+        }
+    }
+
+    /// Invokes a function with a raw payload, as Lambda would.
+    pub async fn invoke(&self, name: FunctionName, payload: Value) -> Result<Value, FunctionError> {
+        entry::invoke(self.get(name).as_ref(), payload).await
+    }
+}
+
+#[async_trait]
+impl crate::asl::TaskInvoker for Functions {
+    async fn invoke(&self, function: &str, payload: Value) -> Result<Value, FunctionError> {
+        let name: FunctionName = function.parse().map_err(|expected| FunctionError {
+            error_type: "Lambda.ResourceNotFoundException".into(),
+            error_message: format!("no function {function:?}: {expected}"),
+        })?;
+        Functions::invoke(self, name, payload).await
+    }
+}
+
+/// The delivery service's way to resume a waiting workflow: the resumption is queued
+/// in the state file and carried out by the stack's next drain, so it survives the
+/// process and never re-enters an execution that is still being driven.
+pub struct QueuedCallback(pub Db);
+
+pub const CALLBACK_SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS workflow_callbacks (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    token TEXT NOT NULL,
+    output TEXT NOT NULL
+);";
+
+impl QueuedCallback {
+    /// Takes the oldest queued resumption.
+    pub fn take(&self) -> Result<Option<(String, Value)>, StoreError> {
+        let row = self.0.immediate(|tx| {
+            let mut statement = tx.prepare(
+                "DELETE FROM workflow_callbacks
+                 WHERE id = (SELECT MIN(id) FROM workflow_callbacks)
+                 RETURNING token, output",
+            )?;
+            let mut rows = statement.query([])?;
+            match rows.next()? {
+                Some(row) => Ok(Some((row.get::<_, String>(0)?, row.get::<_, String>(1)?))),
+                None => Ok(None),
+            }
+        })?;
+        row.map(|(token, output)| {
+            serde_json::from_str(&output)
+                .map(|output| (token, output))
+                .map_err(|err| StoreError::new(format!("queued callback: {err}")))
+        })
+        .transpose()
+    }
+}
+
+#[async_trait]
+impl WorkflowCallback for QueuedCallback {
+    async fn resume(&self, token: &str, output: &Value) -> Result<(), StoreError> {
+        self.0.immediate(|tx| {
+            tx.execute(
+                "INSERT INTO workflow_callbacks (token, output) VALUES (?1, ?2)",
+                params![token, output.to_string()],
+            )?;
+            Ok(())
+        })
+    }
+}

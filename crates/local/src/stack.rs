@@ -1,0 +1,448 @@
+//! The embedded local stack: the same services, routing rules and state machine as on
+//! AWS, on one machine. State lives in one SQLite file under the state directory, so one
+//! `ewf` command can create an order and the next deliver it.
+
+use crate::asl::{Executions, HistoryEvent, StateMachine};
+use crate::bus::{DeadLetter, LocalBus};
+use crate::db::Db;
+use crate::functions::{CALLBACK_SCHEMA, Functions, QueuedCallback, Wiring};
+use ewf_domain::entry::{HttpRequest, Input, Reply};
+use ewf_domain::events::{BusEvent, DetailType, FunctionName, LOGISTICS_SOURCE};
+use ewf_domain::ports::{Bus, Clock, Random, SeededRandom, SystemClock};
+use ewf_domain::sample::SampleData;
+use ewf_domain::{
+    CustomerId, Item, ItemId, Mode, Order, OrderId, OrderRef, OrderStatus, Payment, PaymentId,
+    ServiceError, StoreError, StoredEvent,
+};
+use ewf_sqlite::SqliteStores;
+use rusqlite::{OptionalExtension, params};
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+
+/// The state machine file, the same one the SAM template deploys.
+pub const STATE_MACHINE: &str = include_str!("../../../statemachine/order-workflow.asl.json");
+/// The name of the state file inside the state directory.
+pub const STATE_FILE: &str = "ewf.sqlite";
+/// The payment failure probability of a new stack, as in the template.
+pub const DEFAULT_FAIL_PROBABILITY: f64 = 0.2;
+
+#[derive(Clone, Debug, Default)]
+pub struct LocalOptions {
+    pub state_dir: PathBuf,
+    /// Makes ids and payment failures reproducible.
+    pub rng_seed: Option<u64>,
+    /// Delivers every event twice (a test of idempotency under at-least-once delivery).
+    pub duplicate_deliveries: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LocalError {
+    /// The request was refused: not found, conflict, bad input...
+    #[error(transparent)]
+    Service(#[from] ServiceError),
+    #[error(transparent)]
+    Storage(#[from] StoreError),
+    #[error("workflow: {0}")]
+    Workflow(String),
+    #[error("cannot use the state directory {dir}: {source}")]
+    StateDir {
+        dir: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+impl From<crate::asl::AslError> for LocalError {
+    fn from(err: crate::asl::AslError) -> Self {
+        Self::Workflow(err.to_string())
+    }
+}
+
+/// What `seed` did.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SeedSummary {
+    pub customers: usize,
+    pub items_written: usize,
+    pub items_kept: usize,
+}
+
+struct Inner {
+    db: Db,
+    stores: SqliteStores,
+    bus: LocalBus,
+    callbacks: Arc<QueuedCallback>,
+    functions: RwLock<Arc<Functions>>,
+    executions: Executions,
+    machine: StateMachine,
+    clock: Arc<dyn Clock>,
+    random: Arc<dyn Random>,
+}
+
+#[derive(Clone)]
+pub struct LocalStack(Arc<Inner>);
+
+/// How long the bus waits before retrying a failed delivery (doubling each time).
+const RETRY_BACKOFF: chrono::Duration = chrono::Duration::milliseconds(20);
+
+const SETTINGS_SCHEMA: &str =
+    "CREATE TABLE IF NOT EXISTS settings (name TEXT PRIMARY KEY, value TEXT NOT NULL);";
+const FAIL_PROBABILITY: &str = "PAYMENT_FAIL_PROBABILITY";
+
+/// The state machine's `${...}` substitutions: each function ARN becomes the function's
+/// name, which is how the local invoker addresses it.
+pub fn substitutions() -> HashMap<String, String> {
+    FunctionName::ALL
+        .iter()
+        .map(|name| (format!("{name}FunctionArn"), name.as_str().to_owned()))
+        .collect()
+}
+
+impl LocalStack {
+    pub fn open(options: LocalOptions) -> Result<Self, LocalError> {
+        let dir = &options.state_dir;
+        std::fs::create_dir_all(dir).map_err(|source| LocalError::StateDir {
+            dir: dir.clone(),
+            source,
+        })?;
+        let path = dir.join(STATE_FILE);
+        let stores = SqliteStores::open(&path)?;
+        let db = Db::open(&path)?;
+        db.execute_batch(SETTINGS_SCHEMA)?;
+        db.execute_batch(CALLBACK_SCHEMA)?;
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let random: Arc<dyn Random> = Arc::new(SeededRandom::new(options.rng_seed));
+        let bus = LocalBus::new(
+            db.clone(),
+            clock.clone(),
+            random.clone(),
+            options.duplicate_deliveries,
+        )?;
+        let machine = StateMachine::parse(STATE_MACHINE, &substitutions())?;
+        let executions = Executions::open(&path)?;
+        let callbacks = Arc::new(QueuedCallback(db.clone()));
+        let fail_probability = read_fail_probability(&db)?;
+        let wiring = Wiring {
+            stores: stores.clone(),
+            bus: bus.clone(),
+            callback: callbacks.clone(),
+            clock: clock.clone(),
+            random: random.clone(),
+            fail_probability,
+        };
+        let functions = RwLock::new(Arc::new(Functions::new(&wiring)));
+        Ok(Self(Arc::new(Inner {
+            db,
+            stores,
+            bus,
+            callbacks,
+            functions,
+            executions,
+            machine,
+            clock,
+            random,
+        })))
+    }
+
+    fn functions(&self) -> Arc<Functions> {
+        self.0
+            .functions
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    /// Invokes a function with a raw payload (an API Gateway request, an event...).
+    pub async fn invoke(
+        &self,
+        function: FunctionName,
+        payload: Value,
+    ) -> Result<Value, ewf_domain::entry::FunctionError> {
+        self.functions().invoke(function, payload).await
+    }
+
+    /// Calls a function through its HTTP entry point, as API Gateway would.
+    pub async fn http(&self, function: FunctionName, path: &str) -> Result<Reply, ServiceError> {
+        let request = HttpRequest::new("GET", path, None)?;
+        self.functions()
+            .get(function)
+            .handle(Input::Http(request))
+            .await
+    }
+
+    /// Runs everything that is due: bus deliveries and workflow resumptions, until
+    /// nothing is left (deliveries waiting for a retry are waited for).
+    pub async fn drain(&self) -> Result<(), LocalError> {
+        let functions = self.functions();
+        loop {
+            if let Some(delivery) = self.0.bus.claim()? {
+                match functions
+                    .invoke(delivery.target, delivery.event.clone())
+                    .await
+                {
+                    Ok(_) => self.0.bus.complete(&delivery)?,
+                    Err(err) => {
+                        tracing::warn!(target_function = %delivery.target, error = %err, "delivery failed");
+                        self.0
+                            .bus
+                            .fail(&delivery, &err.to_string(), RETRY_BACKOFF)?;
+                    }
+                }
+                continue;
+            }
+            if let Some((token, output)) = self.0.callbacks.take()? {
+                self.resume(functions.as_ref(), &token, output).await?;
+                continue;
+            }
+            match self.0.bus.next_due()? {
+                Some(due) => {
+                    let wait = (due - self.0.clock.now()).to_std().unwrap_or_default();
+                    tokio::time::sleep(wait.max(std::time::Duration::from_millis(1))).await;
+                }
+                None => return Ok(()),
+            }
+        }
+    }
+
+    async fn resume(
+        &self,
+        functions: &Functions,
+        token: &str,
+        output: Value,
+    ) -> Result<(), LocalError> {
+        let resumed = self
+            .0
+            .executions
+            .send_task_success(&self.0.machine, functions, token, output)
+            .await;
+        if let Err(err) = resumed {
+            // As on AWS: a token whose execution has ended makes the callback a repeat.
+            tracing::warn!(error = %err, "workflow callback not applied");
+        }
+        Ok(())
+    }
+
+    pub async fn seed(&self, data: &SampleData, reset: bool) -> Result<SeedSummary, LocalError> {
+        let customers = self.0.stores.customers();
+        for customer in &data.customers {
+            customers.put(customer).await?;
+        }
+        let inventory = self.0.stores.inventory();
+        let mut items_written = 0;
+        for item in &data.items {
+            if inventory.put(item, reset).await? {
+                items_written += 1;
+            }
+        }
+        Ok(SeedSummary {
+            customers: data.customers.len(),
+            items_written,
+            items_kept: data.items.len() - items_written,
+        })
+    }
+
+    /// Creates an order and runs its saga until it settles: DELIVERING, or terminal.
+    pub async fn create_order(
+        &self,
+        mode: Mode,
+        customer: &CustomerId,
+        item: &ItemId,
+    ) -> Result<Order, LocalError> {
+        self.drain().await?;
+        let order_id = self.start_order(mode, customer, item).await?;
+        self.drain().await?;
+        self.require_order(customer, &order_id).await
+    }
+
+    /// Starts an order the way each mode's API does (the HTTP API's create route, or
+    /// StartExecution named by a new order id) without waiting for it to settle.
+    pub async fn start_order(
+        &self,
+        mode: Mode,
+        customer: &CustomerId,
+        item: &ItemId,
+    ) -> Result<OrderId, LocalError> {
+        match mode {
+            Mode::Events => {
+                let reply = self
+                    .http(
+                        FunctionName::Order,
+                        &format!("/order/create/{customer}/{item}"),
+                    )
+                    .await?;
+                let order: Order = serde_json::from_value(reply.body)
+                    .map_err(|err| LocalError::Workflow(format!("order reply: {err}")))?;
+                Ok(order.order_id)
+            }
+            Mode::Workflow => {
+                let order_id = OrderId::generate(self.0.clock.now(), self.0.random.id_bits());
+                let input = json!({ "customerId": customer, "itemId": item });
+                self.0
+                    .executions
+                    .start(
+                        &self.0.machine,
+                        self.functions().as_ref(),
+                        order_id.as_str(),
+                        input,
+                    )
+                    .await?;
+                Ok(order_id)
+            }
+        }
+    }
+
+    pub async fn describe_order(
+        &self,
+        customer: &CustomerId,
+        order: &OrderId,
+    ) -> Result<Option<Order>, LocalError> {
+        Ok(self.0.stores.orders().get(customer, order).await?)
+    }
+
+    async fn require_order(
+        &self,
+        customer: &CustomerId,
+        order: &OrderId,
+    ) -> Result<Order, LocalError> {
+        self.describe_order(customer, order)
+            .await?
+            .ok_or_else(|| ServiceError::not_found("Order", order).into())
+    }
+
+    /// Marks an order's delivery delivered, through the channel of the order's mode.
+    pub async fn deliver(
+        &self,
+        customer: &CustomerId,
+        order: &OrderId,
+    ) -> Result<Order, LocalError> {
+        self.finish_delivery(customer, order, DetailType::Delivered, "delivered")
+            .await
+    }
+
+    /// Cancels an order's delivery, through the channel of the order's mode.
+    pub async fn cancel(
+        &self,
+        customer: &CustomerId,
+        order: &OrderId,
+    ) -> Result<Order, LocalError> {
+        self.finish_delivery(customer, order, DetailType::DeliveryCanceled, "cancel")
+            .await
+    }
+
+    /// Events mode: a Logistics event on the bus, as the partner would send it.
+    /// Workflow mode: the delivery service, which resumes the waiting execution.
+    async fn finish_delivery(
+        &self,
+        customer: &CustomerId,
+        order_id: &OrderId,
+        event: DetailType,
+        action: &str,
+    ) -> Result<Order, LocalError> {
+        self.drain().await?;
+        let order = self.require_order(customer, order_id).await?;
+        if order.order_status != OrderStatus::Delivering {
+            return Err(ServiceError::conflict(
+                "OrderNotInDelivery",
+                format!("order {order_id} is {}, not DELIVERING", order.order_status),
+            )
+            .into());
+        }
+        match order.mode {
+            Mode::Events => {
+                let detail = OrderRef {
+                    customer_id: customer.clone(),
+                    order_id: order_id.clone(),
+                };
+                self.0
+                    .bus
+                    .publish(&[BusEvent::from_source(LOGISTICS_SOURCE, event, &detail)])
+                    .await?;
+            }
+            Mode::Workflow => {
+                self.http(
+                    FunctionName::Delivery,
+                    &format!("/delivery/{action}/{customer}/{order_id}"),
+                )
+                .await?;
+            }
+        }
+        self.drain().await?;
+        self.require_order(customer, order_id).await
+    }
+
+    pub fn fail_probability(&self) -> Result<f64, LocalError> {
+        Ok(read_fail_probability(&self.0.db)?)
+    }
+
+    /// Sets the payment failure probability, for this process and the next ones.
+    pub fn set_fail_probability(&self, probability: f64) -> Result<(), LocalError> {
+        if !(0.0..=1.0).contains(&probability) {
+            return Err(ServiceError::bad_input("probability", "must be between 0 and 1").into());
+        }
+        self.0.db.immediate(|tx| {
+            tx.execute(
+                "INSERT INTO settings (name, value) VALUES (?1, ?2)
+                 ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                params![FAIL_PROBABILITY, probability.to_string()],
+            )?;
+            Ok(())
+        })?;
+        let wiring = Wiring {
+            stores: self.0.stores.clone(),
+            bus: self.0.bus.clone(),
+            callback: self.0.callbacks.clone(),
+            clock: self.0.clock.clone(),
+            random: self.0.random.clone(),
+            fail_probability: probability,
+        };
+        *self
+            .0
+            .functions
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(Functions::new(&wiring));
+        Ok(())
+    }
+
+    pub async fn item(&self, id: &ItemId) -> Result<Option<Item>, LocalError> {
+        Ok(self.0.stores.inventory().get(id).await?)
+    }
+
+    pub async fn payment(&self, id: &PaymentId) -> Result<Option<Payment>, LocalError> {
+        Ok(self.0.stores.payments().get(id).await?)
+    }
+
+    /// The events the Event Store kept for an order, in time order.
+    pub async fn stored_events(&self, order: &OrderId) -> Result<Vec<StoredEvent>, LocalError> {
+        Ok(self.0.stores.events().for_order(order.as_str()).await?)
+    }
+
+    /// A workflow order's execution history.
+    pub fn execution_history(&self, order: &OrderId) -> Result<Vec<HistoryEvent>, LocalError> {
+        Ok(self.0.executions.history(order.as_str())?)
+    }
+
+    /// Deliveries that failed every attempt.
+    pub fn dead_letters(&self) -> Result<Vec<DeadLetter>, LocalError> {
+        Ok(self.0.bus.dead_letters()?)
+    }
+}
+
+fn read_fail_probability(db: &Db) -> Result<f64, StoreError> {
+    let stored: Option<String> = db.read(|conn| {
+        conn.query_row(
+            "SELECT value FROM settings WHERE name = ?1",
+            params![FAIL_PROBABILITY],
+            |row| row.get(0),
+        )
+        .optional()
+    })?;
+    match stored {
+        None => Ok(DEFAULT_FAIL_PROBABILITY),
+        Some(text) => text.parse().map_err(|err| {
+            StoreError::new(format!(
+                "local state: bad {FAIL_PROBABILITY} {text:?}: {err}"
+            ))
+        }),
+    }
+}

@@ -1,0 +1,379 @@
+//! Both sagas end to end on the local stack: every branch, the event order of the
+//! specification, parity between the modes, restarts and duplicate deliveries.
+
+use ewf_domain::sample::SampleData;
+use ewf_domain::{CustomerId, Item, ItemId, Mode, Order, OrderStatus, PaymentStatus};
+use ewf_local::{LocalOptions, LocalStack};
+use std::path::PathBuf;
+
+/// A state directory removed when the test ends.
+struct TempState(PathBuf);
+
+impl TempState {
+    fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("ewf-sagas-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        Self(dir)
+    }
+
+    fn options(&self) -> LocalOptions {
+        LocalOptions {
+            state_dir: self.0.clone(),
+            rng_seed: Some(7),
+            duplicate_deliveries: false,
+        }
+    }
+}
+
+impl Drop for TempState {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn customer(id: &str) -> CustomerId {
+    CustomerId::parse(id).unwrap()
+}
+
+fn item(id: &str) -> ItemId {
+    ItemId::parse(id).unwrap()
+}
+
+/// The sample data plus an item with no stock.
+fn data() -> SampleData {
+    let mut data = SampleData::builtin();
+    let mut sold_out: Item = data.items[0].clone();
+    sold_out.item_id = item("item-sold-out");
+    sold_out.available = 0;
+    data.items.push(sold_out);
+    data
+}
+
+async fn open(state: &TempState) -> LocalStack {
+    let stack = LocalStack::open(state.options()).unwrap();
+    stack.seed(&data(), true).await.unwrap();
+    stack
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Scenario {
+    Delivered,
+    Canceled,
+    PaymentFailed,
+    ItemNotAvailable,
+    UnknownCustomer,
+}
+
+/// What a scenario ends in, compared across the modes.
+#[derive(Debug, PartialEq)]
+struct Outcome {
+    status: OrderStatus,
+    stock_change: (i64, i64),
+    payment: Option<PaymentStatus>,
+    failure_reason: bool,
+}
+
+async fn run(stack: &LocalStack, mode: Mode, scenario: Scenario) -> (Order, Outcome) {
+    let (who, what) = match scenario {
+        Scenario::ItemNotAvailable => ("customer-1", "item-sold-out"),
+        Scenario::UnknownCustomer => ("customer-404", "item-1"),
+        _ => ("customer-2", "item-1"),
+    };
+    let fail = if scenario == Scenario::PaymentFailed {
+        1.0
+    } else {
+        0.0
+    };
+    stack.set_fail_probability(fail).unwrap();
+    let before = stack.item(&item(what)).await.unwrap().unwrap();
+    let mut order = stack
+        .create_order(mode, &customer(who), &item(what))
+        .await
+        .unwrap();
+    match scenario {
+        Scenario::Delivered => {
+            assert_eq!(order.order_status, OrderStatus::Delivering);
+            order = stack
+                .deliver(&order.customer_id, &order.order_id)
+                .await
+                .unwrap();
+        }
+        Scenario::Canceled => {
+            assert_eq!(order.order_status, OrderStatus::Delivering);
+            order = stack
+                .cancel(&order.customer_id, &order.order_id)
+                .await
+                .unwrap();
+        }
+        _ => {}
+    }
+    let after = stack.item(&item(what)).await.unwrap().unwrap();
+    let payment = match &order.payment_id {
+        Some(id) => stack
+            .payment(id)
+            .await
+            .unwrap()
+            .map(|payment| payment.status),
+        None => None,
+    };
+    let outcome = Outcome {
+        status: order.order_status,
+        stock_change: (
+            after.available - before.available,
+            after.reserved - before.reserved,
+        ),
+        payment,
+        failure_reason: order.failure_reason.is_some(),
+    };
+    (order, outcome)
+}
+
+fn expected(scenario: Scenario) -> Outcome {
+    let (status, stock_change, payment, failure_reason) = match scenario {
+        Scenario::Delivered => (
+            OrderStatus::Delivered,
+            (-1, 0),
+            Some(PaymentStatus::Paid),
+            false,
+        ),
+        Scenario::Canceled => (
+            OrderStatus::Canceled,
+            (0, 0),
+            Some(PaymentStatus::Canceled),
+            false,
+        ),
+        Scenario::PaymentFailed => (OrderStatus::PaymentFailed, (0, 0), None, true),
+        Scenario::ItemNotAvailable => (OrderStatus::ItemNotAvailable, (0, 0), None, true),
+        Scenario::UnknownCustomer => (OrderStatus::Failed, (0, 0), None, true),
+    };
+    Outcome {
+        status,
+        stock_change,
+        payment,
+        failure_reason,
+    }
+}
+
+fn event_names(scenario: Scenario) -> Vec<&'static str> {
+    let start = [
+        "OrderCreated",
+        "ItemReserved",
+        "ItemDescribed",
+        "CustomerDescribed",
+        "DeliveryEstimated",
+    ];
+    let paid = [
+        start.as_slice(),
+        &["PaymentMade", "ItemRemoved", "DeliveryStarted"],
+    ]
+    .concat();
+    match scenario {
+        Scenario::Delivered => [
+            paid.as_slice(),
+            &["Delivered", "DeliveryWasDelivered", "OrderDelivered"],
+        ]
+        .concat(),
+        Scenario::Canceled => [
+            paid.as_slice(),
+            &[
+                "DeliveryCanceled",
+                "DeliveryWasCanceled",
+                "OrderCanceled",
+                "ItemReturned",
+                "PaymentCanceled",
+            ],
+        ]
+        .concat(),
+        Scenario::PaymentFailed => {
+            [start.as_slice(), &["PaymentFailed", "ItemUnreserved"]].concat()
+        }
+        Scenario::ItemNotAvailable => vec!["OrderCreated", "ItemNotAvailable"],
+        Scenario::UnknownCustomer => vec![
+            "OrderCreated",
+            "ItemReserved",
+            "ItemDescribed",
+            "ErrorCustomerDescribed",
+            "ItemUnreserved",
+        ],
+    }
+}
+
+const SCENARIOS: [Scenario; 5] = [
+    Scenario::Delivered,
+    Scenario::Canceled,
+    Scenario::PaymentFailed,
+    Scenario::ItemNotAvailable,
+    Scenario::UnknownCustomer,
+];
+
+#[tokio::test]
+async fn every_branch_of_the_choreography_emits_the_specified_events_in_order() {
+    let state = TempState::new("events");
+    let stack = open(&state).await;
+    for scenario in SCENARIOS {
+        let (order, outcome) = run(&stack, Mode::Events, scenario).await;
+        assert_eq!(outcome, expected(scenario), "{scenario:?}");
+        let stored = stack.stored_events(&order.order_id).await.unwrap();
+        let names: Vec<_> = stored
+            .iter()
+            .map(|event| event.detail_type.as_str())
+            .collect();
+        assert_eq!(names, event_names(scenario), "{scenario:?}");
+    }
+    assert!(stack.dead_letters().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn every_branch_of_the_workflow_ends_as_specified() {
+    let state = TempState::new("workflow");
+    let stack = open(&state).await;
+    for scenario in SCENARIOS {
+        let (order, outcome) = run(&stack, Mode::Workflow, scenario).await;
+        assert_eq!(outcome, expected(scenario), "{scenario:?}");
+        let history = stack.execution_history(&order.order_id).unwrap();
+        let last = history.last().map(|event| event.event_type.as_str());
+        let succeeded = matches!(scenario, Scenario::Delivered | Scenario::Canceled);
+        assert_eq!(
+            last,
+            Some(if succeeded {
+                "ExecutionSucceeded"
+            } else {
+                "ExecutionFailed"
+            })
+        );
+        // The workflow publishes no choreography events.
+        assert!(
+            stack
+                .stored_events(&order.order_id)
+                .await
+                .unwrap()
+                .is_empty(),
+            "{scenario:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn both_modes_end_in_the_same_state_for_every_scenario() {
+    let state = TempState::new("parity");
+    let stack = open(&state).await;
+    for scenario in SCENARIOS {
+        let (_, events) = run(&stack, Mode::Events, scenario).await;
+        let (_, workflow) = run(&stack, Mode::Workflow, scenario).await;
+        assert_eq!(events, workflow, "{scenario:?}");
+    }
+}
+
+#[tokio::test]
+async fn delivering_every_event_twice_ends_in_the_same_states() {
+    let state = TempState::new("twice");
+    let stack = LocalStack::open(LocalOptions {
+        duplicate_deliveries: true,
+        ..state.options()
+    })
+    .unwrap();
+    stack.seed(&data(), true).await.unwrap();
+    for scenario in SCENARIOS {
+        let (order, outcome) = run(&stack, Mode::Events, scenario).await;
+        assert_eq!(outcome, expected(scenario), "{scenario:?}");
+        let stored = stack.stored_events(&order.order_id).await.unwrap();
+        let names: Vec<_> = stored
+            .iter()
+            .map(|event| event.detail_type.as_str())
+            .collect();
+        assert_eq!(
+            names,
+            event_names(scenario),
+            "{scenario:?}: every event stored once"
+        );
+    }
+    assert!(stack.dead_letters().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_waiting_workflow_order_survives_the_process_and_is_delivered_later() {
+    let state = TempState::new("restart");
+    let order = {
+        let stack = open(&state).await;
+        stack.set_fail_probability(0.0).unwrap();
+        let order = stack
+            .create_order(Mode::Workflow, &customer("customer-3"), &item("item-2"))
+            .await
+            .unwrap();
+        assert_eq!(order.order_status, OrderStatus::Delivering);
+        order
+    };
+    let reopened = LocalStack::open(state.options()).unwrap();
+    let delivered = reopened
+        .deliver(&order.customer_id, &order.order_id)
+        .await
+        .unwrap();
+    assert_eq!(delivered.order_status, OrderStatus::Delivered);
+    let history = reopened.execution_history(&order.order_id).unwrap();
+    assert_eq!(
+        history.last().map(|event| event.event_type.as_str()),
+        Some("ExecutionSucceeded")
+    );
+}
+
+#[tokio::test]
+async fn delivering_an_order_that_is_not_in_delivery_is_refused_and_changes_nothing() {
+    let state = TempState::new("refused");
+    let stack = open(&state).await;
+    stack.set_fail_probability(1.0).unwrap();
+    for mode in [Mode::Events, Mode::Workflow] {
+        let order = stack
+            .create_order(mode, &customer("customer-1"), &item("item-3"))
+            .await
+            .unwrap();
+        let before = stack.item(&item("item-3")).await.unwrap();
+        let err = stack
+            .deliver(&order.customer_id, &order.order_id)
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("not DELIVERING"), "{err}");
+        let after = stack
+            .describe_order(&order.customer_id, &order.order_id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(after.order_status, OrderStatus::PaymentFailed);
+        assert_eq!(stack.item(&item("item-3")).await.unwrap(), before);
+    }
+}
+
+#[tokio::test]
+async fn concurrent_orders_never_oversell() {
+    let state = TempState::new("oversell");
+    let stack = open(&state).await;
+    stack.set_fail_probability(0.0).unwrap();
+    // item-2 has 5 in stock; 12 orders race for it, in both modes at once.
+    let orders = (0..12).map(|index| {
+        let stack = stack.clone();
+        let mode = if index % 2 == 0 {
+            Mode::Events
+        } else {
+            Mode::Workflow
+        };
+        tokio::spawn(async move {
+            stack
+                .create_order(mode, &customer("customer-1"), &item("item-2"))
+                .await
+        })
+    });
+    let mut statuses = Vec::new();
+    for order in orders {
+        statuses.push(order.await.unwrap().unwrap().order_status);
+    }
+    let delivering = statuses
+        .iter()
+        .filter(|status| **status == OrderStatus::Delivering)
+        .count();
+    let refused = statuses
+        .iter()
+        .filter(|status| **status == OrderStatus::ItemNotAvailable)
+        .count();
+    assert_eq!((delivering, refused), (5, 7), "{statuses:?}");
+    let stock = stack.item(&item("item-2")).await.unwrap().unwrap();
+    assert_eq!((stock.available, stock.reserved), (0, 0));
+}

@@ -1,0 +1,271 @@
+//! The connection, the schema, and what every store shares: error context, the
+//! transaction that records a step with its state change, and column conversions.
+
+use chrono::{DateTime, SecondsFormat};
+use ewf_domain::ports::Step;
+use ewf_domain::{StoreError, Timestamp, WriteError};
+use rusqlite::types::Type;
+use rusqlite::{Connection, OptionalExtension, Params, Row, TransactionBehavior, params};
+use serde_json::Value;
+use std::fmt::Display;
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+/// How long a write waits for another connection's write to finish.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The tables of the stores. Other code may keep its own tables in the same file.
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS customers (
+    customer_id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    email TEXT NOT NULL,
+    address TEXT NOT NULL,
+    description TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS items (
+    item_id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    description TEXT NOT NULL,
+    price TEXT NOT NULL,
+    available INTEGER NOT NULL CHECK (available >= 0),
+    reserved INTEGER NOT NULL CHECK (reserved >= 0)
+);
+CREATE TABLE IF NOT EXISTS payments (
+    payment_id TEXT PRIMARY KEY,
+    amount TEXT NOT NULL,
+    method TEXT NOT NULL,
+    status TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS deliveries (
+    customer_id TEXT NOT NULL,
+    order_id TEXT NOT NULL,
+    address TEXT NOT NULL,
+    status TEXT NOT NULL,
+    task_token TEXT,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (customer_id, order_id)
+);
+CREATE TABLE IF NOT EXISTS orders (
+    customer_id TEXT NOT NULL,
+    order_id TEXT NOT NULL,
+    mode TEXT NOT NULL,
+    order_status TEXT NOT NULL,
+    item_id TEXT NOT NULL,
+    item_price TEXT,
+    delivery_price TEXT,
+    total_price TEXT,
+    payment_id TEXT,
+    delivery_address TEXT,
+    failure_reason TEXT,
+    order_date TEXT NOT NULL,
+    update_date TEXT NOT NULL,
+    PRIMARY KEY (customer_id, order_id)
+);
+CREATE TABLE IF NOT EXISTS events (
+    who TEXT NOT NULL,
+    time_what TEXT NOT NULL,
+    event_id TEXT NOT NULL,
+    event_time TEXT NOT NULL,
+    event_source TEXT NOT NULL,
+    detail_type TEXT NOT NULL,
+    event_detail TEXT NOT NULL,
+    order_id TEXT,
+    PRIMARY KEY (who, time_what)
+);
+CREATE INDEX IF NOT EXISTS events_by_order ON events (order_id, time_what);
+CREATE TABLE IF NOT EXISTS ledger (
+    step_key TEXT PRIMARY KEY,
+    outcome TEXT NOT NULL
+);
+";
+
+/// Says what failed when SQLite fails.
+pub trait Context<T> {
+    fn context(self, what: &str) -> Result<T, StoreError>;
+}
+
+impl<T> Context<T> for rusqlite::Result<T> {
+    fn context(self, what: &str) -> Result<T, StoreError> {
+        self.map_err(|err| StoreError::new(format!("sqlite: {what}: {err}")))
+    }
+}
+
+/// One connection; the stores take turns on it.
+pub struct Db {
+    conn: Mutex<Connection>,
+}
+
+impl Db {
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|err| {
+                StoreError::new(format!("cannot create directory {}: {err}", dir.display()))
+            })?;
+        }
+        let what = format!("cannot open database {}", path.display());
+        let conn = Connection::open(path).context(&what)?;
+        // The timeout first: switching to WAL itself waits for other openers.
+        conn.busy_timeout(BUSY_TIMEOUT).context(&what)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .context(&what)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .context(&what)?;
+        tracing::debug!(path = %path.display(), "opened the database");
+        Self::with_schema(conn)
+    }
+
+    pub fn in_memory() -> Result<Self, StoreError> {
+        Self::with_schema(
+            Connection::open_in_memory().context("cannot open an in-memory database")?,
+        )
+    }
+
+    fn with_schema(mut conn: Connection) -> Result<Self, StoreError> {
+        let what = "cannot create the tables";
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .context(what)?;
+        tx.execute_batch(SCHEMA).context(what)?;
+        tx.commit().context(what)?;
+        Ok(Self {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Connection> {
+        // A panic cannot leave a transaction open (dropping one rolls it back), so the
+        // connection of a poisoned lock is still sound.
+        self.conn.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Runs a query outside any explicit transaction.
+    pub fn read<T>(
+        &self,
+        what: &str,
+        query: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+    ) -> Result<T, StoreError> {
+        query(&self.lock()).context(what)
+    }
+
+    /// Runs `change` in an immediate transaction (the write lock is taken before any
+    /// read, so no other writer can slip in between a guard and its write) and records
+    /// `step` with it. A step already recorded is reported as `AlreadyDone` with its
+    /// outcome, before `change` runs, and nothing changes.
+    pub fn write<T>(
+        &self,
+        step: Option<&Step>,
+        change: impl FnOnce(&Connection) -> Result<T, WriteError>,
+    ) -> Result<T, WriteError> {
+        let mut conn = self.lock();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .context("cannot begin a write")?;
+        if let Some(step) = step
+            && let Some(outcome) = recorded(&tx, &step.key)?
+        {
+            return Err(WriteError::AlreadyDone(outcome));
+        }
+        let changed = change(&tx)?;
+        if let Some(step) = step {
+            insert_step(&tx, step)?;
+        }
+        tx.commit().context("cannot commit a write")?;
+        Ok(changed)
+    }
+
+    /// Records a step on its own. Returns the outcome recorded earlier, if any.
+    pub fn record_step(&self, step: &Step) -> Result<Option<Value>, StoreError> {
+        let conn = self.lock();
+        if insert_step(&conn, step)? {
+            Ok(None)
+        } else {
+            recorded(&conn, &step.key)
+        }
+    }
+
+    pub fn step_outcome(&self, key: &str) -> Result<Option<Value>, StoreError> {
+        recorded(&self.lock(), key)
+    }
+}
+
+fn recorded(conn: &Connection, key: &str) -> Result<Option<Value>, StoreError> {
+    let outcome: Option<String> = conn
+        .query_row(
+            "SELECT outcome FROM ledger WHERE step_key = ?1",
+            [key],
+            |row| row.get(0),
+        )
+        .optional()
+        .context("cannot read the ledger")?;
+    outcome
+        .map(|text| serde_json::from_str(&text))
+        .transpose()
+        .map_err(|err| StoreError::new(format!("step {key} has an unreadable outcome: {err}")))
+}
+
+/// Inserts a step unless its key is there. Returns whether it was inserted.
+fn insert_step(conn: &Connection, step: &Step) -> Result<bool, StoreError> {
+    let inserted = conn
+        .execute(
+            "INSERT INTO ledger (step_key, outcome) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+            params![step.key, step.outcome.to_string()],
+        )
+        .context("cannot record a step")?;
+    Ok(inserted == 1)
+}
+
+/// `NotFound` unless the query finds a row.
+pub fn must_exist(conn: &Connection, query: &str, key: impl Params) -> Result<(), WriteError> {
+    let found = conn
+        .query_row(query, key, |_| Ok(()))
+        .optional()
+        .context("cannot look up a record")?;
+    found.ok_or(WriteError::NotFound)
+}
+
+/// A text column parsed into a domain type; text that does not parse is reported as a
+/// conversion failure of that column.
+pub fn column<T, E: Display>(
+    row: &Row<'_>,
+    name: &str,
+    parse: impl FnOnce(&str) -> Result<T, E>,
+) -> rusqlite::Result<T> {
+    let index = row.as_ref().column_index(name)?;
+    let text: String = row.get(index)?;
+    parse(&text).map_err(|err| unreadable(index, name, err))
+}
+
+/// A nullable text column parsed into a domain type.
+pub fn optional_column<T, E: Display>(
+    row: &Row<'_>,
+    name: &str,
+    parse: impl FnOnce(&str) -> Result<T, E>,
+) -> rusqlite::Result<Option<T>> {
+    let index = row.as_ref().column_index(name)?;
+    let text: Option<String> = row.get(index)?;
+    text.map(|text| parse(&text).map_err(|err| unreadable(index, name, err)))
+        .transpose()
+}
+
+fn unreadable(index: usize, name: &str, err: impl Display) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(index, Type::Text, format!("{name}: {err}").into())
+}
+
+/// Timestamps as RFC 3339 text in UTC, with as many fraction digits as they carry.
+pub fn timestamp(time: &Timestamp) -> String {
+    time.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+}
+
+pub fn parse_timestamp(text: &str) -> Result<Timestamp, chrono::ParseError> {
+    DateTime::parse_from_rfc3339(text).map(|time| time.to_utc())
+}
+
+/// An optional value (a price, an id) as nullable text.
+pub fn optional_text<T: ToString>(value: Option<&T>) -> Option<String> {
+    value.map(ToString::to_string)
+}

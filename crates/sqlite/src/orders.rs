@@ -1,0 +1,131 @@
+use crate::db::{
+    Context, Db, column, must_exist, optional_column, optional_text, parse_timestamp, timestamp,
+};
+use async_trait::async_trait;
+use ewf_domain::ports::{OrderStore, Step};
+use ewf_domain::{
+    Address, CustomerId, ItemId, Mode, Money, Order, OrderId, OrderStatus, OrderUpdate, PaymentId,
+    StoreError, Timestamp, WriteError,
+};
+use rusqlite::{OptionalExtension, Row, params};
+use serde_json::Value;
+
+fn order(row: &Row<'_>) -> rusqlite::Result<Order> {
+    Ok(Order {
+        customer_id: column(row, "customer_id", CustomerId::parse)?,
+        order_id: column(row, "order_id", OrderId::parse)?,
+        mode: column(row, "mode", str::parse::<Mode>)?,
+        order_status: column(row, "order_status", str::parse::<OrderStatus>)?,
+        item_id: column(row, "item_id", ItemId::parse)?,
+        item_price: optional_column(row, "item_price", str::parse::<Money>)?,
+        delivery_price: optional_column(row, "delivery_price", str::parse::<Money>)?,
+        total_price: optional_column(row, "total_price", str::parse::<Money>)?,
+        payment_id: optional_column(row, "payment_id", PaymentId::parse)?,
+        delivery_address: optional_column(row, "delivery_address", Address::parse)?,
+        failure_reason: row.get("failure_reason")?,
+        order_date: column(row, "order_date", parse_timestamp)?,
+        update_date: column(row, "update_date", parse_timestamp)?,
+    })
+}
+
+#[async_trait]
+impl OrderStore for Db {
+    async fn get(
+        &self,
+        customer: &CustomerId,
+        order_id: &OrderId,
+    ) -> Result<Option<Order>, StoreError> {
+        self.read("cannot read an order", |conn| {
+            conn.query_row(
+                "SELECT * FROM orders WHERE customer_id = ?1 AND order_id = ?2",
+                [customer.as_str(), order_id.as_str()],
+                order,
+            )
+            .optional()
+        })
+    }
+
+    async fn create(&self, order: &Order) -> Result<bool, StoreError> {
+        let created = self.read("cannot create an order", |conn| {
+            conn.execute(
+                "INSERT INTO orders (customer_id, order_id, mode, order_status, item_id,
+                     item_price, delivery_price, total_price, payment_id, delivery_address,
+                     failure_reason, order_date, update_date)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+                 ON CONFLICT DO NOTHING",
+                params![
+                    order.customer_id.as_str(),
+                    order.order_id.as_str(),
+                    order.mode.as_str(),
+                    order.order_status.as_str(),
+                    order.item_id.as_str(),
+                    optional_text(order.item_price.as_ref()),
+                    optional_text(order.delivery_price.as_ref()),
+                    optional_text(order.total_price.as_ref()),
+                    optional_text(order.payment_id.as_ref()),
+                    optional_text(order.delivery_address.as_ref()),
+                    order.failure_reason,
+                    timestamp(&order.order_date),
+                    timestamp(&order.update_date),
+                ],
+            )
+        })?;
+        Ok(created == 1)
+    }
+
+    async fn advance(
+        &self,
+        customer: &CustomerId,
+        order_id: &OrderId,
+        status: OrderStatus,
+        update: &OrderUpdate,
+        now: Timestamp,
+        step: Option<&Step>,
+    ) -> Result<Order, WriteError> {
+        // The statuses this one may replace, as a JSON array for json_each.
+        let predecessors: Vec<&str> = status
+            .predecessors()
+            .into_iter()
+            .map(OrderStatus::as_str)
+            .collect();
+        let predecessors = Value::from(predecessors).to_string();
+        self.write(step, |conn| {
+            must_exist(
+                conn,
+                "SELECT 1 FROM orders WHERE customer_id = ?1 AND order_id = ?2",
+                [customer.as_str(), order_id.as_str()],
+            )?;
+            // COALESCE keeps a field the update leaves out, as OrderUpdate::apply does.
+            let advanced = conn
+                .query_row(
+                    "UPDATE orders SET order_status = ?3, update_date = ?4,
+                         item_price = COALESCE(?5, item_price),
+                         delivery_price = COALESCE(?6, delivery_price),
+                         total_price = COALESCE(?7, total_price),
+                         payment_id = COALESCE(?8, payment_id),
+                         delivery_address = COALESCE(?9, delivery_address),
+                         failure_reason = COALESCE(?10, failure_reason)
+                     WHERE customer_id = ?1 AND order_id = ?2
+                         AND order_status IN (SELECT value FROM json_each(?11))
+                     RETURNING *",
+                    params![
+                        customer.as_str(),
+                        order_id.as_str(),
+                        status.as_str(),
+                        timestamp(&now),
+                        optional_text(update.item_price.as_ref()),
+                        optional_text(update.delivery_price.as_ref()),
+                        optional_text(update.total_price.as_ref()),
+                        optional_text(update.payment_id.as_ref()),
+                        optional_text(update.delivery_address.as_ref()),
+                        update.failure_reason,
+                        predecessors,
+                    ],
+                    order,
+                )
+                .optional()
+                .context("cannot advance an order")?;
+            advanced.ok_or(WriteError::ConditionFailed)
+        })
+    }
+}

@@ -1,0 +1,144 @@
+//! Several connections (as several `ewf` processes would) on one database file.
+
+use ewf_domain::ports::Step;
+use ewf_domain::{Item, ItemId, Money, StockMove, WriteError};
+use ewf_sqlite::SqliteStores;
+use std::path::PathBuf;
+
+/// A directory of its own under the system temp dir, removed when dropped.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> Self {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap();
+        let unique = format!(
+            "ewf-sqlite-{name}-{}-{}",
+            std::process::id(),
+            nanos.as_nanos()
+        );
+        Self(std::env::temp_dir().join(unique))
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn item(available: i64) -> Item {
+    Item {
+        item_id: ItemId::parse("item-1").unwrap(),
+        name: "Big Smartphone".into(),
+        description: String::new(),
+        price: Money::new(39_999, 2),
+        available,
+        reserved: 0,
+    }
+}
+
+fn block_on<T>(future: impl Future<Output = T>) -> T {
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap()
+        .block_on(future)
+}
+
+#[test]
+fn fifty_concurrent_reservations_of_ten_in_stock_reserve_exactly_ten() {
+    const THREADS: usize = 5;
+    const PER_THREAD: usize = 10;
+    let dir = TempDir::new("reserve");
+    let path = dir.0.join("state").join("ewf.db");
+    block_on(
+        SqliteStores::open(&path)
+            .unwrap()
+            .inventory()
+            .put(&item(10), true),
+    )
+    .unwrap();
+
+    let outcomes: Vec<Result<Item, WriteError>> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..THREADS)
+            .map(|thread| {
+                let path = &path;
+                scope.spawn(move || {
+                    // Each thread opens the file itself, as a separate process would.
+                    let inventory = SqliteStores::open(path).unwrap().inventory();
+                    let id = item(0).item_id;
+                    (0..PER_THREAD)
+                        .map(|n| {
+                            let key = format!("Inventory#order-{thread}-{n}#reserve");
+                            let step = Step {
+                                key,
+                                outcome: serde_json::json!("reserved"),
+                            };
+                            block_on(inventory.apply(&id, StockMove::Reserve, Some(&step)))
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|worker| worker.join().unwrap())
+            .collect()
+    });
+
+    assert_eq!(outcomes.len(), THREADS * PER_THREAD);
+    let reserved: Vec<&Item> = outcomes
+        .iter()
+        .filter_map(|outcome| outcome.as_ref().ok())
+        .collect();
+    assert_eq!(reserved.len(), 10);
+    assert!(
+        reserved
+            .iter()
+            .all(|item| item.available >= 0 && item.available + item.reserved == 10)
+    );
+    assert!(
+        outcomes
+            .iter()
+            .all(|outcome| outcome.is_ok() || outcome == &Err(WriteError::ConditionFailed)),
+        "{outcomes:?}"
+    );
+
+    let stores = SqliteStores::open(&path).unwrap();
+    let stored = block_on(stores.inventory().get(&item(0).item_id))
+        .unwrap()
+        .unwrap();
+    assert_eq!((stored.available, stored.reserved), (0, 10));
+    let ledger = stores.ledger();
+    let recorded = (0..THREADS)
+        .flat_map(|thread| {
+            (0..PER_THREAD).map(move |n| format!("Inventory#order-{thread}-{n}#reserve"))
+        })
+        .filter(|key| block_on(ledger.recorded(key)).unwrap().is_some())
+        .count();
+    assert_eq!(recorded, 10);
+}
+
+#[test]
+fn a_reopened_file_keeps_its_data_and_connections_see_each_other() {
+    let dir = TempDir::new("reopen");
+    let path = dir.0.join("ewf.db");
+    let first = SqliteStores::open(&path).unwrap();
+    let second = SqliteStores::open(&path).unwrap();
+    assert!(block_on(first.inventory().put(&item(3), false)).unwrap());
+    assert!(!block_on(second.inventory().put(&item(9), false)).unwrap());
+    block_on(
+        second
+            .inventory()
+            .apply(&item(0).item_id, StockMove::Reserve, None),
+    )
+    .unwrap();
+    drop((first, second));
+
+    let reopened = SqliteStores::open(&path).unwrap();
+    let stored = block_on(reopened.inventory().get(&item(0).item_id))
+        .unwrap()
+        .unwrap();
+    assert_eq!((stored.available, stored.reserved), (2, 1));
+}
