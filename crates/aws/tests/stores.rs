@@ -582,6 +582,7 @@ fn event(order_id: &str, time: &str, detail_type: &str, id: &str) -> StoredEvent
         who: "C#customer-1".into(),
         time_what: format!("{time}#{detail_type}#{id}"),
         event_id: id.into(),
+        digest: format!("digest-{id}"),
         event_time: at(time),
         event_source: "Order".into(),
         detail_type: detail_type.into(),
@@ -610,6 +611,14 @@ async fn events_are_stored_once_and_listed_per_order_in_time_order() {
     assert!(
         !events.append(&reserved).await.unwrap(),
         "a redelivered event is stored once"
+    );
+    let reemitted = StoredEvent {
+        digest: reserved.digest.clone(),
+        ..event("order-a", "2026-01-01T12:00:00.009Z", "ItemReserved", "e9")
+    };
+    assert!(
+        !events.append(&reemitted).await.unwrap(),
+        "a re-emitted event (new id and time, same content) is stored once"
     );
 
     assert_eq!(

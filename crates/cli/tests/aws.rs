@@ -424,6 +424,7 @@ async fn events_lists_the_stored_events_of_an_order(stack: &Stack) {
                 time.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
             ),
             event_id: format!("e-{offset}"),
+            digest: format!("digest-{offset}"),
             event_time: time,
             event_source: "Order".into(),
             detail_type: detail_type.into(),

@@ -20,10 +20,12 @@ pub enum ServiceError {
     #[error("{message}")]
     Conflict { code: &'static str, message: String },
     /// The payment was declined; `payment_id` names the FAILED payment recorded for it.
-    #[error("payment of {amount} failed")]
+    /// The message names it too: a Lambda function error carries only name and message,
+    /// and the workflow records the declined payment on the order from there.
+    #[error("payment {payment_id} of {amount} declined")]
     PaymentFailed {
         amount: String,
-        payment_id: Option<PaymentId>,
+        payment_id: PaymentId,
     },
     /// The route exists but the action does not.
     #[error("unknown action {action}")]
@@ -68,8 +70,16 @@ impl ServiceError {
     pub fn payment_failed(payment: &Payment) -> Self {
         Self::PaymentFailed {
             amount: payment.amount.to_string(),
-            payment_id: Some(payment.payment_id.clone()),
+            payment_id: payment.payment_id.clone(),
         }
+    }
+
+    /// The declined payment named by the message of a PaymentFailed function error.
+    pub fn declined_payment(message: &str) -> Option<PaymentId> {
+        message
+            .strip_prefix("payment ")
+            .and_then(|rest| rest.split_once(" of "))
+            .and_then(|(id, _)| PaymentId::parse(id).ok())
     }
 
     /// The HTTP status the API answers with.
@@ -111,7 +121,7 @@ impl ServiceError {
     /// The declined payment, for a failed payment.
     pub fn payment_id(&self) -> Option<&PaymentId> {
         match self {
-            Self::PaymentFailed { payment_id, .. } => payment_id.as_ref(),
+            Self::PaymentFailed { payment_id, .. } => Some(payment_id),
             Self::Recorded(recorded) => recorded.payment_id.as_ref(),
             _ => None,
         }
@@ -222,7 +232,7 @@ mod tests {
             ServiceError::bad_input("amount", "must be positive"),
             ServiceError::PaymentFailed {
                 amount: "412.33".into(),
-                payment_id: Some(payment_id),
+                payment_id,
             },
         ] {
             let stored = serde_json::to_value(RecordedError::from(&original)).unwrap();
@@ -247,13 +257,21 @@ mod tests {
     }
 
     #[test]
-    fn a_failed_payment_names_its_payment_in_the_body_not_the_message() {
+    fn a_failed_payment_names_its_payment_in_the_message_and_the_body() {
         let payment_id = PaymentId::parse("01KDX8Q7V3M2N4P6R8S0T2W4Y6").unwrap();
         let err = ServiceError::PaymentFailed {
             amount: "412.33".into(),
-            payment_id: Some(payment_id),
+            payment_id: payment_id.clone(),
         };
-        assert_eq!(err.to_string(), "payment of 412.33 failed");
+        assert_eq!(
+            err.to_string(),
+            "payment 01KDX8Q7V3M2N4P6R8S0T2W4Y6 of 412.33 declined"
+        );
+        assert_eq!(
+            ServiceError::declined_payment(&err.to_string()),
+            Some(payment_id)
+        );
+        assert_eq!(ServiceError::declined_payment("payment of 412.33 failed"), None);
         assert_eq!(err.body()["paymentId"], "01KDX8Q7V3M2N4P6R8S0T2W4Y6");
         assert_eq!((err.status(), err.name().as_str()), (402, "PaymentFailed"));
     }

@@ -357,6 +357,9 @@ pub struct StoredEvent {
     /// `<event time>#<detail-type>#<event id>`: sorts by time, never collides.
     pub time_what: String,
     pub event_id: String,
+    /// SHA-256 of source, detail-type and detail, in hex. A step's events re-emitted on
+    /// a retry carry a new event id but the same content: the digest stores them once.
+    pub digest: String,
     pub event_time: Timestamp,
     pub event_source: String,
     pub detail_type: String,

@@ -142,7 +142,12 @@ fn expected(scenario: Scenario) -> Outcome {
             Some(PaymentStatus::Canceled),
             false,
         ),
-        Scenario::PaymentFailed => (OrderStatus::PaymentFailed, (0, 0), None, true),
+        Scenario::PaymentFailed => (
+            OrderStatus::PaymentFailed,
+            (0, 0),
+            Some(PaymentStatus::Failed),
+            true,
+        ),
         Scenario::ItemNotAvailable => (OrderStatus::ItemNotAvailable, (0, 0), None, true),
         Scenario::UnknownCustomer => (OrderStatus::Failed, (0, 0), None, true),
     };

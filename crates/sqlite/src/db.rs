@@ -70,6 +70,7 @@ CREATE TABLE IF NOT EXISTS events (
     who TEXT NOT NULL,
     time_what TEXT NOT NULL,
     event_id TEXT NOT NULL,
+    digest TEXT NOT NULL UNIQUE,
     event_time TEXT NOT NULL,
     event_source TEXT NOT NULL,
     detail_type TEXT NOT NULL,

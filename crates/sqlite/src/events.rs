@@ -9,6 +9,7 @@ fn event(row: &Row<'_>) -> rusqlite::Result<StoredEvent> {
         who: row.get("who")?,
         time_what: row.get("time_what")?,
         event_id: row.get("event_id")?,
+        digest: row.get("digest")?,
         event_time: column(row, "event_time", parse_timestamp)?,
         event_source: row.get("event_source")?,
         detail_type: row.get("detail_type")?,
@@ -20,16 +21,18 @@ fn event(row: &Row<'_>) -> rusqlite::Result<StoredEvent> {
 #[async_trait]
 impl EventStore for Db {
     async fn append(&self, event: &StoredEvent) -> Result<bool, StoreError> {
-        // (who, time_what) names an event once, so a redelivered event is not stored again.
+        // (who, time_what) names a delivery once and the digest its content once, so
+        // neither a redelivered nor a re-emitted event is stored again.
         let stored = self.read("cannot store an event", |conn| {
             conn.execute(
-                "INSERT INTO events (who, time_what, event_id, event_time, event_source,
-                     detail_type, event_detail, order_id)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT DO NOTHING",
+                "INSERT INTO events (who, time_what, event_id, digest, event_time,
+                     event_source, detail_type, event_detail, order_id)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT DO NOTHING",
                 params![
                     event.who,
                     event.time_what,
                     event.event_id,
+                    event.digest,
                     timestamp(&event.event_time),
                     event.event_source,
                     event.detail_type,

@@ -89,6 +89,7 @@ fn event(time_what: &str, order: &str) -> StoredEvent {
         who: "C#customer-1".into(),
         time_what: time_what.into(),
         event_id: format!("id-{time_what}"),
+        digest: format!("digest-{time_what}"),
         event_time: at(100),
         event_source: "Order".into(),
         detail_type: "OrderCreated".into(),

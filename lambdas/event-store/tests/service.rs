@@ -25,6 +25,14 @@ fn event(id: &str, time: &str, detail_type: &str, detail: Value) -> Value {
     event
 }
 
+/// The detail made another event's by a field naming `id`: the store keeps one event
+/// per content.
+fn distinct(detail: &Value, id: &str) -> Value {
+    let mut detail = detail.clone();
+    detail["sequence"] = id.into();
+    detail
+}
+
 struct Harness {
     stores: SqliteStores,
     service: EventStoreService,
@@ -82,6 +90,25 @@ async fn a_redelivered_event_is_stored_once() {
 }
 
 #[tokio::test]
+async fn a_re_emitted_event_with_a_new_id_and_time_is_stored_once() {
+    let harness = Harness::new();
+    let detail = fixture()["detail"].clone();
+    let first = event("e-1", "2026-01-01T12:00:00Z", "OrderCreated", detail.clone());
+    let again = event("e-2", "2026-01-01T12:00:05Z", "OrderCreated", detail.clone());
+    let other = event("e-3", "2026-01-01T12:00:06Z", "ItemReserved", detail);
+    assert_eq!(harness.call(first).await.unwrap()["stored"], true);
+    assert_eq!(harness.call(again).await.unwrap()["stored"], false);
+    assert_eq!(harness.call(other).await.unwrap()["stored"], true);
+    let ids: Vec<_> = harness
+        .timeline()
+        .await
+        .into_iter()
+        .map(|event| event.event_id)
+        .collect();
+    assert_eq!(ids, ["e-1", "e-3"]);
+}
+
+#[tokio::test]
 async fn events_not_about_a_customer_are_kept_under_the_item_or_the_source() {
     let harness = Harness::new();
     let about_item = event(
@@ -122,7 +149,7 @@ async fn an_orders_timeline_is_in_time_order_and_same_millisecond_events_both_st
         let detail = if id == "e-0" {
             json!({"customerId": "customer-1", "orderId": "other"})
         } else {
-            detail.clone()
+            distinct(&detail, id)
         };
         harness
             .call(event(id, time, detail_type, detail))
@@ -151,7 +178,7 @@ async fn events_published_within_one_millisecond_keep_their_order() {
     ];
     for (id, time) in arrivals {
         harness
-            .call(event(id, time, "ItemReserved", detail.clone()))
+            .call(event(id, time, "ItemReserved", distinct(&detail, id)))
             .await
             .unwrap();
     }

@@ -9,7 +9,7 @@ use ewf_domain::events::{BusEvent, DetailType, FunctionName};
 use ewf_domain::ports::{Bus, Clock, Ledger, OrderStore, Random, Step};
 use ewf_domain::step::{self, Refusal};
 use ewf_domain::{
-    CustomerId, ItemId, Mode, Order, OrderDetail, OrderId, OrderRef, OrderStatus, OrderUpdate,
+    CustomerId, ItemId, Mode, Order, OrderDetail, OrderId, OrderRef, OrderStatus, OrderUpdate, PaymentId,
     ServiceError,
 };
 use serde::Deserialize;
@@ -153,9 +153,11 @@ impl Decode for Command {
             "fail" => {
                 let error: TaskError = invocation.field("error")?;
                 let detail = invocation.order()?;
+                let from_detail = OrderUpdate::from_detail(&detail);
                 let update = OrderUpdate {
+                    payment_id: from_detail.payment_id.clone().or_else(|| error.declined_payment()),
                     failure_reason: Some(error.reason()),
-                    ..OrderUpdate::from_detail(&detail)
+                    ..from_detail
                 };
                 Ok(Self::Advance {
                     detail,
@@ -210,6 +212,14 @@ impl TaskError {
                 .unwrap_or_else(|_| cause.to_owned()),
             None => self.error.clone(),
         }
+    }
+
+    /// The payment a PaymentFailed error declined, so that the order names it as the
+    /// choreography's order does.
+    fn declined_payment(&self) -> Option<PaymentId> {
+        (self.error == "PaymentFailed")
+            .then(|| ServiceError::declined_payment(&self.reason()))
+            .flatten()
     }
 }
 

@@ -584,14 +584,14 @@ async fn the_workflow_creates_and_advances_its_order() {
 
 #[tokio::test]
 async fn the_workflow_records_failures_by_error_name() {
+    let declined = "payment 01KDX8Q7V3M2N4P6R8S0T2W4Y6 of 404.19 declined";
     let lambda_cause =
-        json!({"errorType": "PaymentFailed", "errorMessage": "payment of 404.19 failed"})
-            .to_string();
+        json!({"errorType": "PaymentFailed", "errorMessage": declined}).to_string();
     let cases = [
         (
             json!({"Error": "PaymentFailed", "Cause": lambda_cause}),
             OrderStatus::PaymentFailed,
-            "payment of 404.19 failed",
+            declined,
         ),
         (
             json!({"Error": "ItemNotAvailable", "Cause": "no stock"}),
@@ -628,6 +628,9 @@ async fn the_workflow_records_failures_by_error_name() {
         let order = harness.order().await.unwrap();
         assert_eq!(order.order_status, status, "{error}");
         assert_eq!(order.failure_reason.as_deref(), Some(reason), "{error}");
+        let declined_payment = (status == OrderStatus::PaymentFailed)
+            .then(|| PaymentId::parse("01KDX8Q7V3M2N4P6R8S0T2W4Y6").unwrap());
+        assert_eq!(order.payment_id, declined_payment, "{error}");
     }
 }
 

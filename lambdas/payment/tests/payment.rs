@@ -125,7 +125,7 @@ async fn http_pay_declined_answers_402_and_records_the_failed_payment() {
         (402, Some("PaymentFailed"))
     );
     assert_eq!(body["paymentId"], id.as_str(), "{body}");
-    assert_eq!(body["message"], "payment of 412.33 failed");
+    assert_eq!(body["message"], format!("payment {id} of 412.33 declined"));
     assert_eq!(h.payment(&id).await.unwrap().status, PaymentStatus::Failed);
 }
 

@@ -25,14 +25,24 @@ impl DynamoEvents {
 
 #[async_trait]
 impl EventStore for DynamoEvents {
+    /// Stores the event with a marker item keyed by its digest, in one transaction: the
+    /// record's key names the delivery, the marker's its content, and either existing
+    /// means the event is stored already. The marker has no `orderId`, so the order
+    /// index never lists it.
     async fn append(&self, event: &StoredEvent) -> Result<bool, StoreError> {
         let mut expr = Expr::default();
         let condition = expr.absent("timeWhat");
-        super::created(
-            self.table
-                .write(Guarded::put(to_item(event, &[])?, condition, expr), None)
-                .await,
-        )
+        let marker_key = format!("D#{}", event.digest);
+        let marker = to_item(
+            &serde_json::json!({ "who": marker_key, "timeWhat": marker_key, "eventId": event.event_id }),
+            &[],
+        )?;
+        self.table
+            .put_all(vec![
+                Guarded::put(to_item(event, &[])?, condition.clone(), expr.clone()),
+                Guarded::put(marker, condition, expr),
+            ])
+            .await
     }
 
     async fn for_order(&self, order_id: &str) -> Result<Vec<StoredEvent>, StoreError> {

@@ -317,6 +317,35 @@ impl Table {
         }
     }
 
+    /// Puts every item in one transaction if every condition holds. Returns false,
+    /// having written nothing, when one does not.
+    pub async fn put_all(&self, puts: Vec<Guarded>) -> Result<bool, StoreError> {
+        let items = puts
+            .into_iter()
+            .map(|put| self.transact_item(put))
+            .collect::<Result<Vec<_>, _>>()?;
+        let result = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(err) => match err.as_service_error() {
+                Some(TransactWriteItemsError::TransactionCanceledException(canceled))
+                    if canceled
+                        .cancellation_reasons()
+                        .iter()
+                        .any(|reason| reason.code() == Some(CONDITION_FAILED)) =>
+                {
+                    Ok(false)
+                }
+                _ => Err(self.failed("TransactWriteItems", err)),
+            },
+        }
+    }
+
     /// The write as one item of a transaction.
     pub fn transact_item(&self, guarded: Guarded) -> Result<TransactWriteItem, StoreError> {
         let Guarded {
