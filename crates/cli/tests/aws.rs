@@ -39,13 +39,15 @@ impl Moto {
             .local_addr()
             .unwrap()
             .port();
-        let binary = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/moto_server");
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let python = root.join(".venv/bin/python");
         assert!(
-            binary.exists(),
+            python.exists(),
             "{} is missing: run scripts/setup-tools.sh",
-            binary.display()
+            python.display()
         );
-        let server = Command::new(binary)
+        let server = Command::new(python)
+            .arg(root.join("scripts/moto_server.py"))
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdout(Stdio::null())
             .stderr(Stdio::null())

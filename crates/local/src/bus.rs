@@ -17,8 +17,6 @@ use std::sync::Arc;
 pub const MAX_ATTEMPTS: u32 = 3;
 /// How long a claimed delivery stays claimed before another process may take it over.
 const LEASE_SECONDS: i64 = 60;
-/// How often a drainer looks again while another one handles a delivery.
-const CLAIMED_POLL: chrono::Duration = chrono::Duration::milliseconds(2);
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS bus_deliveries (
@@ -194,23 +192,20 @@ impl LocalBus {
         })
     }
 
-    /// When to look again for due deliveries, if any delivery is pending: when the
-    /// next retry falls due, or shortly if another drainer holds a claim (its handler
-    /// may publish more).
+    /// When the next unclaimed delivery falls due, if one is waiting for a retry.
+    /// Deliveries another drainer holds are its business: waiting for them would keep
+    /// a drain going for as long as any other work runs.
     pub fn next_due(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
         let now = self.clock.now();
-        let (retry_at, claimed): (Option<String>, i64) = self.db.read(|conn| {
+        let retry_at: Option<String> = self.db.read(|conn| {
             conn.query_row(
-                "SELECT MIN(CASE WHEN claimed_until IS NULL OR claimed_until <= ?1 THEN not_before END),
-                        COUNT(CASE WHEN claimed_until > ?1 THEN 1 END)
-                 FROM bus_deliveries",
+                "SELECT MIN(not_before) FROM bus_deliveries
+                 WHERE claimed_until IS NULL OR claimed_until <= ?1",
                 params![stamp(now)],
-                |row| Ok((row.get(0)?, row.get(1)?)),
+                |row| row.get(0),
             )
         })?;
-        let retry_at = retry_at.map(|text| db::parse_time(&text)).transpose()?;
-        let poll_at = (claimed > 0).then(|| now + CLAIMED_POLL);
-        Ok(retry_at.into_iter().chain(poll_at).min())
+        retry_at.map(|text| db::parse_time(&text)).transpose()
     }
 
     pub fn dead_letters(&self) -> Result<Vec<DeadLetter>, StoreError> {

@@ -1,37 +1,26 @@
 //! The local stack's own tables live in the same SQLite file as the stores.
 
 use ewf_domain::{StoreError, Timestamp};
+use ewf_sqlite::SharedConnection;
 use rusqlite::{Connection, Transaction, TransactionBehavior};
-use std::path::Path;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
-/// One connection to the state file, shared by the parts of one process. Other
-/// processes open their own; SQLite's locking (WAL, busy timeout, immediate
-/// transactions) keeps them apart.
+/// The process's one connection to the state file (the stores' connection), for the
+/// local stack's own tables. Other processes open their own; SQLite's locking (WAL,
+/// busy timeout, immediate transactions) keeps them apart.
 #[derive(Clone)]
-pub struct Db(Arc<Mutex<Connection>>);
+pub struct Db(SharedConnection);
 
 fn storage(err: rusqlite::Error) -> StoreError {
     StoreError::new(format!("local state: {err}"))
 }
 
 impl Db {
-    pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let connection = Connection::open(path).map_err(storage)?;
-        connection
-            .busy_timeout(Duration::from_secs(10))
-            .map_err(storage)?;
-        connection
-            .execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;")
-            .map_err(storage)?;
-        Ok(Self(Arc::new(Mutex::new(connection))))
+    pub fn new(connection: SharedConnection) -> Self {
+        Self(connection)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Connection> {
-        self.0
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        ewf_sqlite::lock(&self.0)
     }
 
     pub fn execute_batch(&self, sql: &str) -> Result<(), StoreError> {

@@ -1,8 +1,8 @@
 //! The seven services wired to the local adapters, addressed by function name the way
 //! the bus rules and the state machine address them on AWS.
 
+use crate::asl::{AslError, Executions};
 use crate::bus::LocalBus;
-use crate::db::Db;
 use async_trait::async_trait;
 use ewf_domain::StoreError;
 use ewf_domain::entry::{self, Function, FunctionError};
@@ -10,7 +10,6 @@ use ewf_domain::estimate::Gazetteer;
 use ewf_domain::events::FunctionName;
 use ewf_domain::ports::{Clock, Random, WorkflowCallback};
 use ewf_sqlite::SqliteStores;
-use rusqlite::params;
 use serde_json::Value;
 use std::sync::Arc;
 
@@ -113,51 +112,22 @@ impl crate::asl::TaskInvoker for Functions {
     }
 }
 
-/// The delivery service's way to resume a waiting workflow: the resumption is queued
-/// in the state file and carried out by the stack's next drain, so it survives the
-/// process and never re-enters an execution that is still being driven.
-pub struct QueuedCallback(pub Db);
-
-pub const CALLBACK_SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS workflow_callbacks (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    token TEXT NOT NULL,
-    output TEXT NOT NULL
-);";
-
-impl QueuedCallback {
-    /// Takes the oldest queued resumption.
-    pub fn take(&self) -> Result<Option<(String, Value)>, StoreError> {
-        let row = self.0.immediate(|tx| {
-            let mut statement = tx.prepare(
-                "DELETE FROM workflow_callbacks
-                 WHERE id = (SELECT MIN(id) FROM workflow_callbacks)
-                 RETURNING token, output",
-            )?;
-            let mut rows = statement.query([])?;
-            match rows.next()? {
-                Some(row) => Ok(Some((row.get::<_, String>(0)?, row.get::<_, String>(1)?))),
-                None => Ok(None),
-            }
-        })?;
-        row.map(|(token, output)| {
-            serde_json::from_str(&output)
-                .map(|output| (token, output))
-                .map_err(|err| StoreError::new(format!("queued callback: {err}")))
-        })
-        .transpose()
-    }
-}
+/// The delivery service's way to resume a waiting workflow, as SendTaskSuccess: the
+/// output is recorded on the execution in the state file and the stack's next drain
+/// drives the execution on. The callback runs inside a function, which must not drive
+/// an execution itself; and a recorded output survives the process.
+pub struct ExecutionCallback(pub Arc<Executions>);
 
 #[async_trait]
-impl WorkflowCallback for QueuedCallback {
+impl WorkflowCallback for ExecutionCallback {
     async fn resume(&self, token: &str, output: &Value) -> Result<(), StoreError> {
-        self.0.immediate(|tx| {
-            tx.execute(
-                "INSERT INTO workflow_callbacks (token, output) VALUES (?1, ?2)",
-                params![token, output.to_string()],
-            )?;
-            Ok(())
-        })
+        match self.0.record_success(token, output.clone()) {
+            Ok(()) => Ok(()),
+            Err(err @ (AslError::TaskDoesNotExist | AslError::TaskTimedOut)) => {
+                tracing::warn!(error = %err, "the workflow no longer waits for this task; nothing to resume");
+                Ok(())
+            }
+            Err(err) => Err(StoreError::new(err)),
+        }
     }
 }

@@ -5,7 +5,7 @@
 use crate::asl::{Executions, HistoryEvent, StateMachine};
 use crate::bus::{DeadLetter, LocalBus};
 use crate::db::Db;
-use crate::functions::{CALLBACK_SCHEMA, Functions, QueuedCallback, Wiring};
+use crate::functions::{ExecutionCallback, Functions, Wiring};
 use ewf_domain::entry::{HttpRequest, Input, Reply};
 use ewf_domain::events::{BusEvent, DetailType, FunctionName, LOGISTICS_SOURCE};
 use ewf_domain::ports::{Bus, Clock, Random, SeededRandom, SystemClock};
@@ -20,6 +20,7 @@ use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
 
 /// The state machine file, the same one the SAM template deploys.
 pub const STATE_MACHINE: &str = include_str!("../../../statemachine/order-workflow.asl.json");
@@ -46,6 +47,8 @@ pub enum LocalError {
     Storage(#[from] StoreError),
     #[error("workflow: {0}")]
     Workflow(String),
+    #[error("order {order} did not settle within {}s", .waited.as_secs())]
+    NotSettled { order: OrderId, waited: Duration },
     #[error("cannot use the state directory {dir}: {source}")]
     StateDir {
         dir: PathBuf,
@@ -72,9 +75,9 @@ struct Inner {
     db: Db,
     stores: SqliteStores,
     bus: LocalBus,
-    callbacks: Arc<QueuedCallback>,
+    callback: Arc<ExecutionCallback>,
     functions: RwLock<Arc<Functions>>,
-    executions: Executions,
+    executions: Arc<Executions>,
     machine: StateMachine,
     clock: Arc<dyn Clock>,
     random: Arc<dyn Random>,
@@ -85,6 +88,10 @@ pub struct LocalStack(Arc<Inner>);
 
 /// How long the bus waits before retrying a failed delivery (doubling each time).
 const RETRY_BACKOFF: chrono::Duration = chrono::Duration::milliseconds(20);
+/// How long an order may take to settle, and how often to look while another drainer
+/// (a task or process) holds part of its saga.
+const SETTLE_TIMEOUT: Duration = Duration::from_secs(60);
+const SETTLE_POLL: Duration = Duration::from_millis(1);
 
 const SETTINGS_SCHEMA: &str =
     "CREATE TABLE IF NOT EXISTS settings (name TEXT PRIMARY KEY, value TEXT NOT NULL);";
@@ -108,9 +115,8 @@ impl LocalStack {
         })?;
         let path = dir.join(STATE_FILE);
         let stores = SqliteStores::open(&path)?;
-        let db = Db::open(&path)?;
+        let db = Db::new(stores.connection());
         db.execute_batch(SETTINGS_SCHEMA)?;
-        db.execute_batch(CALLBACK_SCHEMA)?;
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let random: Arc<dyn Random> = Arc::new(SeededRandom::new(options.rng_seed));
         let bus = LocalBus::new(
@@ -120,13 +126,13 @@ impl LocalStack {
             options.duplicate_deliveries,
         )?;
         let machine = StateMachine::parse(STATE_MACHINE, &substitutions())?;
-        let executions = Executions::open(&path)?;
-        let callbacks = Arc::new(QueuedCallback(db.clone()));
+        let executions = Arc::new(Executions::shared(stores.connection())?);
+        let callback = Arc::new(ExecutionCallback(executions.clone()));
         let fail_probability = read_fail_probability(&db)?;
         let wiring = Wiring {
             stores: stores.clone(),
             bus: bus.clone(),
-            callback: callbacks.clone(),
+            callback: callback.clone(),
             clock: clock.clone(),
             random: random.clone(),
             fail_probability,
@@ -136,7 +142,7 @@ impl LocalStack {
             db,
             stores,
             bus,
-            callbacks,
+            callback,
             functions,
             executions,
             machine,
@@ -171,8 +177,10 @@ impl LocalStack {
             .await
     }
 
-    /// Runs everything that is due: bus deliveries and workflow resumptions, until
-    /// nothing is left (deliveries waiting for a retry are waited for).
+    /// Runs everything that is due: bus deliveries, and executions with something to
+    /// do (a delivery's callback, a Wait or timeout that is over, a driver that died),
+    /// until nothing is left. Deliveries waiting for a retry are waited for; work that
+    /// another drainer holds is left to it.
     pub async fn drain(&self) -> Result<(), LocalError> {
         let functions = self.functions();
         loop {
@@ -191,8 +199,12 @@ impl LocalStack {
                 }
                 continue;
             }
-            if let Some((token, output)) = self.0.callbacks.take()? {
-                self.resume(functions.as_ref(), &token, output).await?;
+            let resumed = self
+                .0
+                .executions
+                .resume_due(&self.0.machine, functions.as_ref())
+                .await?;
+            if !resumed.is_empty() {
                 continue;
             }
             match self.0.bus.next_due()? {
@@ -205,22 +217,30 @@ impl LocalStack {
         }
     }
 
-    async fn resume(
+    /// Drains until the order's status satisfies `settled`, looking again shortly while
+    /// another drainer holds part of its saga, for at most [`SETTLE_TIMEOUT`].
+    async fn settle(
         &self,
-        functions: &Functions,
-        token: &str,
-        output: Value,
-    ) -> Result<(), LocalError> {
-        let resumed = self
-            .0
-            .executions
-            .send_task_success(&self.0.machine, functions, token, output)
-            .await;
-        if let Err(err) = resumed {
-            // As on AWS: a token whose execution has ended makes the callback a repeat.
-            tracing::warn!(error = %err, "workflow callback not applied");
+        customer: &CustomerId,
+        order_id: &OrderId,
+        settled: impl Fn(OrderStatus) -> bool,
+    ) -> Result<Order, LocalError> {
+        let started = Instant::now();
+        loop {
+            self.drain().await?;
+            if let Some(order) = self.describe_order(customer, order_id).await?
+                && settled(order.order_status)
+            {
+                return Ok(order);
+            }
+            if started.elapsed() >= SETTLE_TIMEOUT {
+                return Err(LocalError::NotSettled {
+                    order: order_id.clone(),
+                    waited: SETTLE_TIMEOUT,
+                });
+            }
+            tokio::time::sleep(SETTLE_POLL).await;
         }
-        Ok(())
     }
 
     pub async fn seed(&self, data: &SampleData, reset: bool) -> Result<SeedSummary, LocalError> {
@@ -251,8 +271,8 @@ impl LocalStack {
     ) -> Result<Order, LocalError> {
         self.drain().await?;
         let order_id = self.start_order(mode, customer, item).await?;
-        self.drain().await?;
-        self.require_order(customer, &order_id).await
+        self.settle(customer, &order_id, OrderStatus::is_settled)
+            .await
     }
 
     /// Starts an order the way each mode's API does (the HTTP API's create route, or
@@ -367,8 +387,8 @@ impl LocalStack {
                 .await?;
             }
         }
-        self.drain().await?;
-        self.require_order(customer, order_id).await
+        self.settle(customer, order_id, OrderStatus::is_terminal)
+            .await
     }
 
     pub fn fail_probability(&self) -> Result<f64, LocalError> {
@@ -391,7 +411,7 @@ impl LocalStack {
         let wiring = Wiring {
             stores: self.0.stores.clone(),
             bus: self.0.bus.clone(),
-            callback: self.0.callbacks.clone(),
+            callback: self.0.callback.clone(),
             clock: self.0.clock.clone(),
             random: self.0.random.clone(),
             fail_probability: probability,

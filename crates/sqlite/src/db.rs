@@ -9,7 +9,7 @@ use rusqlite::{Connection, OptionalExtension, Params, Row, TransactionBehavior, 
 use serde_json::Value;
 use std::fmt::Display;
 use std::path::Path;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 /// How long a write waits for another connection's write to finish.
@@ -96,52 +96,73 @@ impl<T> Context<T> for rusqlite::Result<T> {
     }
 }
 
-/// One connection; the stores take turns on it.
+/// A connection that everything in one process takes turns on. Sharing one keeps a
+/// process's writers from waiting on each other through SQLite's busy handler (which
+/// sleeps); other processes open their own and SQLite's locking keeps them apart.
+pub type SharedConnection = Arc<Mutex<Connection>>;
+
+/// Opens (creating if needed) a database file for sharing: WAL, so readers never block
+/// the writer, with a busy timeout for writers of other processes.
+pub fn connect(path: &Path) -> Result<SharedConnection, StoreError> {
+    if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|err| {
+            StoreError::new(format!("cannot create directory {}: {err}", dir.display()))
+        })?;
+    }
+    let what = format!("cannot open database {}", path.display());
+    let conn = Connection::open(path).context(&what)?;
+    // The timeout first: switching to WAL itself waits for other openers.
+    conn.busy_timeout(BUSY_TIMEOUT).context(&what)?;
+    conn.pragma_update(None, "journal_mode", "WAL")
+        .context(&what)?;
+    conn.pragma_update(None, "synchronous", "NORMAL")
+        .context(&what)?;
+    tracing::debug!(path = %path.display(), "opened the database");
+    Ok(Arc::new(Mutex::new(conn)))
+}
+
+/// Takes the shared connection.
+pub fn lock(conn: &SharedConnection) -> MutexGuard<'_, Connection> {
+    // A panic cannot leave a transaction open (dropping one rolls it back), so the
+    // connection of a poisoned lock is still sound.
+    conn.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The stores' connection, with their tables.
 pub struct Db {
-    conn: Mutex<Connection>,
+    conn: SharedConnection,
 }
 
 impl Db {
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|err| {
-                StoreError::new(format!("cannot create directory {}: {err}", dir.display()))
-            })?;
-        }
-        let what = format!("cannot open database {}", path.display());
-        let conn = Connection::open(path).context(&what)?;
-        // The timeout first: switching to WAL itself waits for other openers.
-        conn.busy_timeout(BUSY_TIMEOUT).context(&what)?;
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .context(&what)?;
-        conn.pragma_update(None, "synchronous", "NORMAL")
-            .context(&what)?;
-        tracing::debug!(path = %path.display(), "opened the database");
-        Self::with_schema(conn)
+        Self::with_schema(connect(path)?)
     }
 
     pub fn in_memory() -> Result<Self, StoreError> {
-        Self::with_schema(
+        Self::with_schema(Arc::new(Mutex::new(
             Connection::open_in_memory().context("cannot open an in-memory database")?,
-        )
+        )))
     }
 
-    fn with_schema(mut conn: Connection) -> Result<Self, StoreError> {
+    fn with_schema(conn: SharedConnection) -> Result<Self, StoreError> {
         let what = "cannot create the tables";
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .context(what)?;
-        tx.execute_batch(SCHEMA).context(what)?;
-        tx.commit().context(what)?;
-        Ok(Self {
-            conn: Mutex::new(conn),
-        })
+        {
+            let mut locked = lock(&conn);
+            let tx = locked
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .context(what)?;
+            tx.execute_batch(SCHEMA).context(what)?;
+            tx.commit().context(what)?;
+        }
+        Ok(Self { conn })
+    }
+
+    pub fn connection(&self) -> SharedConnection {
+        self.conn.clone()
     }
 
     fn lock(&self) -> MutexGuard<'_, Connection> {
-        // A panic cannot leave a transaction open (dropping one rolls it back), so the
-        // connection of a poisoned lock is still sound.
-        self.conn.lock().unwrap_or_else(PoisonError::into_inner)
+        lock(&self.conn)
     }
 
     /// Runs a query outside any explicit transaction.

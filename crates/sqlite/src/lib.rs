@@ -1,10 +1,10 @@
 //! SQLite adapters of the storage ports: the stores and the ledger of the embedded local
 //! stack and of the services' tests.
 //!
-//! One [`SqliteStores`] holds one connection. Several of them (in one process or in
-//! several) may share a database file: it runs in WAL mode with a busy timeout, and every
-//! read-check-write runs in a `BEGIN IMMEDIATE` transaction, so two writers never both
-//! pass a guard.
+//! One [`SqliteStores`] holds one connection, which other code of the process may share
+//! for its own tables ([`SqliteStores::connection`]). Several processes may share a
+//! database file: it runs in WAL mode with a busy timeout, and every read-check-write
+//! runs in a `BEGIN IMMEDIATE` transaction, so two writers never both pass a guard.
 
 mod customers;
 mod db;
@@ -16,6 +16,7 @@ mod orders;
 mod payments;
 
 use db::Db;
+pub use db::{SharedConnection, connect, lock};
 use ewf_domain::StoreError;
 use ewf_domain::ports::{
     CustomerStore, DeliveryStore, EventStore, InventoryStore, Ledger, OrderStore, PaymentStore,
@@ -43,6 +44,11 @@ impl SqliteStores {
         Ok(Self {
             db: Arc::new(Db::in_memory()?),
         })
+    }
+
+    /// The connection, for tables of its own in the same database.
+    pub fn connection(&self) -> SharedConnection {
+        self.db.connection()
     }
 
     pub fn customers(&self) -> Arc<dyn CustomerStore> {

@@ -46,19 +46,20 @@ fn start() -> Result<Moto, String> {
             _server: None,
         });
     }
-    let binary = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/moto_server");
-    if !binary.exists() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let python = root.join(".venv/bin/python");
+    if !python.exists() {
         return Err(format!(
             "EWF_MOTO_ENDPOINT is not set and {} does not exist (run scripts/setup-tools.sh)",
-            binary.display()
+            python.display()
         ));
     }
     let port = TcpListener::bind("127.0.0.1:0")
         .and_then(|listener| listener.local_addr())
         .map_err(|err| format!("cannot find a free port: {err}"))?
         .port();
-    let server =
-        spawn(&binary, port).map_err(|err| format!("cannot start {}: {err}", binary.display()))?;
+    let server = spawn(&python, &root.join("scripts/moto_server.py"), port)
+        .map_err(|err| format!("cannot start moto's server: {err}"))?;
     let endpoint = format!("http://127.0.0.1:{port}");
     wait_until_listening(&endpoint)?;
     Ok(Moto {
@@ -70,12 +71,12 @@ fn start() -> Result<Moto, String> {
 /// Starts moto_server under a shell that stops it as soon as its stdin closes. Our end
 /// of that pipe closes whenever this process ends, however it ends, which matters
 /// because the server is shared by the tests through a static that is never dropped.
-fn spawn(binary: &Path, port: u16) -> std::io::Result<Child> {
-    const SCRIPT: &str =
-        r#""$0" -H 127.0.0.1 -p "$1" >/dev/null 2>&1 & server=$!; cat >/dev/null; kill "$server""#;
+fn spawn(python: &Path, script: &Path, port: u16) -> std::io::Result<Child> {
+    const SCRIPT: &str = r#""$0" "$1" -H 127.0.0.1 -p "$2" >/dev/null 2>&1 & server=$!; cat >/dev/null; kill "$server""#;
     Command::new("sh")
         .args(["-c", SCRIPT])
-        .arg(binary)
+        .arg(python)
+        .arg(script)
         .arg(port.to_string())
         .stdin(Stdio::piped())
         .stdout(Stdio::null())

@@ -33,10 +33,15 @@ pub struct Executions {
 
 impl Executions {
     /// Opens (creating if needed) the executions' tables in a SQLite file that other
-    /// parts of the local stack, and other processes, may share.
+    /// processes may share.
     pub fn open(path: &std::path::Path) -> Result<Self, AslError> {
+        Self::shared(ewf_sqlite::connect(path)?)
+    }
+
+    /// The executions' tables on a connection the rest of the process uses too.
+    pub fn shared(connection: ewf_sqlite::SharedConnection) -> Result<Self, AslError> {
         Ok(Self {
-            store: Store::open(path)?,
+            store: Store::shared(connection)?,
             time_scale: 1.0,
         })
     }
@@ -141,6 +146,18 @@ impl Executions {
     ) -> Result<ExecutionSummary, AslError> {
         self.reply(machine, invoker, token, Reply::Success(output))
             .await
+    }
+
+    /// SendTaskSuccess that leaves the driving to [`Executions::resume_due`]: for a
+    /// caller that runs inside one of the invoker's tasks.
+    pub fn record_success(&self, token: &str, output: Value) -> Result<(), AslError> {
+        match self
+            .store
+            .deliver(token, &Reply::Success(output), Utc::now())?
+        {
+            Delivery::Stored(_) => Ok(()),
+            Delivery::Expired(_) => Err(AslError::TaskTimedOut),
+        }
     }
 
     /// SendTaskFailure: the task waiting on `token` fails with `error` and `cause`, which

@@ -47,6 +47,8 @@ pub enum AslError {
     UnknownState { execution: String, state: String },
     #[error("local executions store: {0}")]
     Storage(#[from] rusqlite::Error),
+    #[error(transparent)]
+    Open(#[from] ewf_domain::StoreError),
     #[error("local executions store holds unreadable data: {0}")]
     Corrupt(String),
 }

@@ -8,10 +8,9 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::{Connection, OptionalExtension, Row, Transaction, TransactionBehavior, params};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use ewf_sqlite::SharedConnection;
 use std::fmt;
-use std::path::Path;
-use std::sync::{Mutex, MutexGuard};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 type Timestamp = DateTime<Utc>;
 
@@ -223,7 +222,7 @@ pub(crate) enum Delivery {
     Expired(String),
 }
 
-pub(crate) struct Store(Mutex<Connection>);
+pub(crate) struct Store(SharedConnection);
 
 fn text(time: &Timestamp) -> String {
     time.to_rfc3339_opts(SecondsFormat::Millis, true)
@@ -301,26 +300,18 @@ impl RawRow {
 }
 
 impl Store {
-    pub(crate) fn open(path: &Path) -> Result<Self, AslError> {
-        let connection = Connection::open(path)?;
-        connection.busy_timeout(Duration::from_secs(10))?;
-        connection.pragma_update(None, "journal_mode", "WAL")?;
-        Self::with(connection)
-    }
-
     pub(crate) fn in_memory() -> Result<Self, AslError> {
-        Self::with(Connection::open_in_memory()?)
+        Self::shared(Arc::new(Mutex::new(Connection::open_in_memory()?)))
     }
 
-    fn with(connection: Connection) -> Result<Self, AslError> {
-        connection.execute_batch(SCHEMA)?;
-        Ok(Self(Mutex::new(connection)))
+    /// The executions' tables on a connection shared with the rest of the process.
+    pub(crate) fn shared(connection: SharedConnection) -> Result<Self, AslError> {
+        ewf_sqlite::lock(&connection).execute_batch(SCHEMA)?;
+        Ok(Self(connection))
     }
 
     fn lock(&self) -> MutexGuard<'_, Connection> {
-        self.0
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        ewf_sqlite::lock(&self.0)
     }
 
     fn write<T>(
