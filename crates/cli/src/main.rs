@@ -26,7 +26,9 @@ fn main() -> ExitCode {
     };
     init_tracing();
     let output = Output::new(cli.global.output);
-    let result = match tokio::runtime::Builder::new_multi_thread()
+    // One thread: the local stack serialises on its SQLite connection anyway, and AWS
+    // requests are I/O that one thread multiplexes.
+    let result = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {

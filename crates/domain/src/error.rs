@@ -271,7 +271,10 @@ mod tests {
             ServiceError::declined_payment(&err.to_string()),
             Some(payment_id)
         );
-        assert_eq!(ServiceError::declined_payment("payment of 412.33 failed"), None);
+        assert_eq!(
+            ServiceError::declined_payment("payment of 412.33 failed"),
+            None
+        );
         assert_eq!(err.body()["paymentId"], "01KDX8Q7V3M2N4P6R8S0T2W4Y6");
         assert_eq!((err.status(), err.name().as_str()), (402, "PaymentFailed"));
     }

@@ -2,7 +2,7 @@
 
 use ewf_domain::{StoreError, Timestamp};
 use ewf_sqlite::SharedConnection;
-use rusqlite::{Connection, Transaction, TransactionBehavior};
+use rusqlite::Connection;
 
 /// The process's one connection to the state file (the stores' connection), for the
 /// local stack's own tables. Other processes open their own; SQLite's locking (WAL,
@@ -20,25 +20,21 @@ impl Db {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Connection> {
-        ewf_sqlite::lock(&self.0)
+        self.0.lock()
     }
 
     pub fn execute_batch(&self, sql: &str) -> Result<(), StoreError> {
         self.lock().execute_batch(sql).map_err(storage)
     }
 
-    /// Runs `work` in an immediate (write-locking) transaction.
+    /// Runs `work` atomically (see [`ewf_sqlite::atomically`]).
     pub fn immediate<T>(
         &self,
-        work: impl FnOnce(&Transaction<'_>) -> rusqlite::Result<T>,
+        work: impl FnOnce(&Connection) -> rusqlite::Result<T>,
     ) -> Result<T, StoreError> {
-        let mut connection = self.lock();
-        let tx = connection
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(storage)?;
-        let value = work(&tx).map_err(storage)?;
-        tx.commit().map_err(storage)?;
-        Ok(value)
+        ewf_sqlite::atomically(&mut self.lock(), storage, |conn| {
+            work(conn).map_err(storage)
+        })
     }
 
     pub fn read<T>(

@@ -14,7 +14,7 @@ use ewf_domain::{
     CustomerId, Item, ItemId, Mode, Order, OrderId, OrderRef, OrderStatus, Payment, PaymentId,
     ServiceError, StoreError, StoredEvent,
 };
-use ewf_sqlite::SqliteStores;
+use ewf_sqlite::{SharedConnection, SqliteStores};
 use rusqlite::{OptionalExtension, params};
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -72,6 +72,11 @@ pub struct SeedSummary {
 }
 
 struct Inner {
+    /// One turn at a time for work that writes: a drain's batch (one transaction for
+    /// many deliveries) must not take in a caller's write that the caller then reports
+    /// before the batch commits.
+    turn: tokio::sync::Mutex<()>,
+    connection: SharedConnection,
     db: Db,
     stores: SqliteStores,
     bus: LocalBus,
@@ -88,6 +93,8 @@ pub struct LocalStack(Arc<Inner>);
 
 /// How long the bus waits before retrying a failed delivery (doubling each time).
 const RETRY_BACKOFF: chrono::Duration = chrono::Duration::milliseconds(20);
+/// Bus deliveries claimed at once by a drain.
+const CLAIM_BATCH: u32 = 64;
 /// How long an order may take to settle, and how often to look while another drainer
 /// (a task or process) holds part of its saga.
 const SETTLE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -139,6 +146,8 @@ impl LocalStack {
         };
         let functions = RwLock::new(Arc::new(Functions::new(&wiring)));
         Ok(Self(Arc::new(Inner {
+            turn: tokio::sync::Mutex::new(()),
+            connection: stores.connection(),
             db,
             stores,
             bus,
@@ -165,12 +174,14 @@ impl LocalStack {
         function: FunctionName,
         payload: Value,
     ) -> Result<Value, ewf_domain::entry::FunctionError> {
+        let _turn = self.0.turn.lock().await;
         self.functions().invoke(function, payload).await
     }
 
     /// Calls a function through its HTTP entry point, as API Gateway would.
     pub async fn http(&self, function: FunctionName, path: &str) -> Result<Reply, ServiceError> {
         let request = HttpRequest::new("GET", path, None)?;
+        let _turn = self.0.turn.lock().await;
         self.functions()
             .get(function)
             .handle(Input::Http(request))
@@ -184,19 +195,27 @@ impl LocalStack {
     pub async fn drain(&self) -> Result<(), LocalError> {
         let functions = self.functions();
         loop {
-            if let Some(delivery) = self.0.bus.claim()? {
-                match functions
-                    .invoke(delivery.target, delivery.event.clone())
-                    .await
-                {
-                    Ok(_) => self.0.bus.complete(&delivery)?,
-                    Err(err) => {
-                        tracing::warn!(target_function = %delivery.target, error = %err, "delivery failed");
-                        self.0
-                            .bus
-                            .fail(&delivery, &err.to_string(), RETRY_BACKOFF)?;
+            let turn = self.0.turn.lock().await;
+            let writes = self.0.connection.batch()?;
+            let batch = self.0.bus.claim(CLAIM_BATCH)?;
+            if !batch.is_empty() {
+                let mut delivered = Vec::with_capacity(batch.len());
+                for delivery in batch {
+                    match functions
+                        .invoke(delivery.target, delivery.event.clone())
+                        .await
+                    {
+                        Ok(_) => delivered.push(delivery.id),
+                        Err(err) => {
+                            tracing::warn!(target_function = %delivery.target, error = %err, "delivery failed");
+                            self.0
+                                .bus
+                                .fail(&delivery, &err.to_string(), RETRY_BACKOFF)?;
+                        }
                     }
                 }
+                self.0.bus.complete(&delivered)?;
+                writes.finish()?;
                 continue;
             }
             let resumed = self
@@ -204,6 +223,8 @@ impl LocalStack {
                 .executions
                 .resume_due(&self.0.machine, functions.as_ref())
                 .await?;
+            writes.finish()?;
+            drop(turn);
             if !resumed.is_empty() {
                 continue;
             }
@@ -298,6 +319,8 @@ impl LocalStack {
             Mode::Workflow => {
                 let order_id = OrderId::generate(self.0.clock.now(), self.0.random.id_bits());
                 let input = json!({ "customerId": customer, "itemId": item });
+                let _turn = self.0.turn.lock().await;
+                let writes = self.0.connection.batch()?;
                 self.0
                     .executions
                     .start(
@@ -307,6 +330,7 @@ impl LocalStack {
                         input,
                     )
                     .await?;
+                writes.finish()?;
                 Ok(order_id)
             }
         }

@@ -92,14 +92,113 @@ pub trait Context<T> {
 
 impl<T> Context<T> for rusqlite::Result<T> {
     fn context(self, what: &str) -> Result<T, StoreError> {
-        self.map_err(|err| StoreError::new(format!("sqlite: {what}: {err}")))
+        self.map_err(|err| failure(what, err))
     }
+}
+
+fn failure(what: &str, err: rusqlite::Error) -> StoreError {
+    StoreError::new(format!("sqlite: {what}: {err}"))
 }
 
 /// A connection that everything in one process takes turns on. Sharing one keeps a
 /// process's writers from waiting on each other through SQLite's busy handler (which
 /// sleeps); other processes open their own and SQLite's locking keeps them apart.
-pub type SharedConnection = Arc<Mutex<Connection>>;
+/// Cloning shares it.
+#[derive(Clone)]
+pub struct SharedConnection(Arc<Mutex<Connection>>);
+
+impl SharedConnection {
+    pub fn new(conn: Connection) -> Self {
+        Self(Arc::new(Mutex::new(conn)))
+    }
+
+    /// Takes the connection.
+    pub fn lock(&self) -> MutexGuard<'_, Connection> {
+        // A panic cannot leave a transaction open (dropping one rolls it back), so the
+        // connection of a poisoned lock is still sound.
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Opens a batch: until the batch is finished, every atomic write of the process
+    /// ([`atomically`]) joins one immediate transaction as a savepoint of it, so that
+    /// many small steps cost one commit. Each step stays atomic; the batch commits as a
+    /// whole. Within a batch that is already open this does nothing, and the batch's
+    /// opener commits.
+    pub fn batch(&self) -> Result<Batch, StoreError> {
+        let conn = self.lock();
+        let opened = conn.is_autocommit();
+        if opened {
+            conn.execute_batch("BEGIN IMMEDIATE")
+                .context("cannot begin a batch")?;
+        }
+        Ok(Batch {
+            connection: opened.then(|| self.clone()),
+        })
+    }
+}
+
+/// An open batch of writes (see [`SharedConnection::batch`]), committed when finished
+/// or dropped.
+#[must_use = "a batch commits when it is finished"]
+pub struct Batch {
+    /// The connection, if this batch opened the transaction.
+    connection: Option<SharedConnection>,
+}
+
+impl Batch {
+    pub fn finish(mut self) -> Result<(), StoreError> {
+        self.commit()
+    }
+
+    fn commit(&mut self) -> Result<(), StoreError> {
+        match self.connection.take() {
+            Some(shared) => {
+                let conn = shared.lock();
+                let committed = conn
+                    .execute_batch("COMMIT")
+                    .context("cannot commit a batch");
+                if committed.is_err() && !conn.is_autocommit() {
+                    // Leave the connection usable; the batch's deliveries run again.
+                    let _ = conn.execute_batch("ROLLBACK");
+                }
+                committed
+            }
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Batch {
+    fn drop(&mut self) {
+        // Every step in the batch is whole, so what was done is kept.
+        if let Err(err) = self.commit() {
+            tracing::error!(error = %err, "a batch of writes was rolled back");
+        }
+    }
+}
+
+/// Runs `work` atomically: as an immediate transaction of its own (the write lock taken
+/// before any read, so that no other writer slips in between a guard and its write), or
+/// as a savepoint of the open batch.
+pub fn atomically<T, E>(
+    conn: &mut Connection,
+    failed: impl Fn(rusqlite::Error) -> E,
+    work: impl FnOnce(&Connection) -> Result<T, E>,
+) -> Result<T, E> {
+    if conn.is_autocommit() {
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(&failed)?;
+        let value = work(&tx)?;
+        tx.commit().map_err(&failed)?;
+        Ok(value)
+    } else {
+        let savepoint = conn.savepoint().map_err(&failed)?;
+        let value = work(&savepoint)?;
+        savepoint.commit().map_err(&failed)?;
+        Ok(value)
+    }
+}
 
 /// Opens (creating if needed) a database file for sharing: WAL, so readers never block
 /// the writer, with a busy timeout for writers of other processes.
@@ -117,15 +216,16 @@ pub fn connect(path: &Path) -> Result<SharedConnection, StoreError> {
         .context(&what)?;
     conn.pragma_update(None, "synchronous", "NORMAL")
         .context(&what)?;
+    // Fewer, larger checkpoints, and pages read through a memory map: a saga is many
+    // small transactions, and these keep each one cheap.
+    conn.pragma_update(None, "wal_autocheckpoint", 10_000)
+        .context(&what)?;
+    conn.pragma_update(None, "mmap_size", 256 * 1024 * 1024)
+        .context(&what)?;
+    conn.pragma_update(None, "cache_size", -64 * 1024)
+        .context(&what)?;
     tracing::debug!(path = %path.display(), "opened the database");
-    Ok(Arc::new(Mutex::new(conn)))
-}
-
-/// Takes the shared connection.
-pub fn lock(conn: &SharedConnection) -> MutexGuard<'_, Connection> {
-    // A panic cannot leave a transaction open (dropping one rolls it back), so the
-    // connection of a poisoned lock is still sound.
-    conn.lock().unwrap_or_else(PoisonError::into_inner)
+    Ok(SharedConnection::new(conn))
 }
 
 /// The stores' connection, with their tables.
@@ -139,15 +239,15 @@ impl Db {
     }
 
     pub fn in_memory() -> Result<Self, StoreError> {
-        Self::with_schema(Arc::new(Mutex::new(
+        Self::with_schema(SharedConnection::new(
             Connection::open_in_memory().context("cannot open an in-memory database")?,
-        )))
+        ))
     }
 
     fn with_schema(conn: SharedConnection) -> Result<Self, StoreError> {
         let what = "cannot create the tables";
         {
-            let mut locked = lock(&conn);
+            let mut locked = conn.lock();
             let tx = locked
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .context(what)?;
@@ -162,7 +262,7 @@ impl Db {
     }
 
     fn lock(&self) -> MutexGuard<'_, Connection> {
-        lock(&self.conn)
+        self.conn.lock()
     }
 
     /// Runs a query outside any explicit transaction.
@@ -174,30 +274,27 @@ impl Db {
         query(&self.lock()).context(what)
     }
 
-    /// Runs `change` in an immediate transaction (the write lock is taken before any
-    /// read, so no other writer can slip in between a guard and its write) and records
-    /// `step` with it. A step already recorded is reported as `AlreadyDone` with its
-    /// outcome, before `change` runs, and nothing changes.
+    /// Runs `change` atomically (see [`atomically`]) and records `step` with it. A step
+    /// already recorded is reported as `AlreadyDone` with its outcome, before `change`
+    /// runs, and nothing changes.
     pub fn write<T>(
         &self,
         step: Option<&Step>,
         change: impl FnOnce(&Connection) -> Result<T, WriteError>,
     ) -> Result<T, WriteError> {
-        let mut conn = self.lock();
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .context("cannot begin a write")?;
-        if let Some(step) = step
-            && let Some(outcome) = recorded(&tx, &step.key)?
-        {
-            return Err(WriteError::AlreadyDone(outcome));
-        }
-        let changed = change(&tx)?;
-        if let Some(step) = step {
-            insert_step(&tx, step)?;
-        }
-        tx.commit().context("cannot commit a write")?;
-        Ok(changed)
+        let failed = |err| WriteError::from(failure("cannot write", err));
+        atomically(&mut self.lock(), failed, |tx| {
+            if let Some(step) = step
+                && let Some(outcome) = recorded(tx, &step.key)?
+            {
+                return Err(WriteError::AlreadyDone(outcome));
+            }
+            let changed = change(tx)?;
+            if let Some(step) = step {
+                insert_step(tx, step)?;
+            }
+            Ok(changed)
+        })
     }
 
     /// Records a step on its own. Returns the outcome recorded earlier, if any.

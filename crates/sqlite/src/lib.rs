@@ -16,7 +16,7 @@ mod orders;
 mod payments;
 
 use db::Db;
-pub use db::{SharedConnection, connect, lock};
+pub use db::{Batch, SharedConnection, atomically, connect};
 use ewf_domain::StoreError;
 use ewf_domain::ports::{
     CustomerStore, DeliveryStore, EventStore, InventoryStore, Ledger, OrderStore, PaymentStore,

@@ -93,8 +93,18 @@ async fn a_redelivered_event_is_stored_once() {
 async fn a_re_emitted_event_with_a_new_id_and_time_is_stored_once() {
     let harness = Harness::new();
     let detail = fixture()["detail"].clone();
-    let first = event("e-1", "2026-01-01T12:00:00Z", "OrderCreated", detail.clone());
-    let again = event("e-2", "2026-01-01T12:00:05Z", "OrderCreated", detail.clone());
+    let first = event(
+        "e-1",
+        "2026-01-01T12:00:00Z",
+        "OrderCreated",
+        detail.clone(),
+    );
+    let again = event(
+        "e-2",
+        "2026-01-01T12:00:05Z",
+        "OrderCreated",
+        detail.clone(),
+    );
     let other = event("e-3", "2026-01-01T12:00:06Z", "ItemReserved", detail);
     assert_eq!(harness.call(first).await.unwrap()["stored"], true);
     assert_eq!(harness.call(again).await.unwrap()["stored"], false);

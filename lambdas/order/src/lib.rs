@@ -9,8 +9,8 @@ use ewf_domain::events::{BusEvent, DetailType, FunctionName};
 use ewf_domain::ports::{Bus, Clock, Ledger, OrderStore, Random, Step};
 use ewf_domain::step::{self, Refusal};
 use ewf_domain::{
-    CustomerId, ItemId, Mode, Order, OrderDetail, OrderId, OrderRef, OrderStatus, OrderUpdate, PaymentId,
-    ServiceError,
+    CustomerId, ItemId, Mode, Order, OrderDetail, OrderId, OrderRef, OrderStatus, OrderUpdate,
+    PaymentId, ServiceError,
 };
 use serde::Deserialize;
 use std::sync::Arc;
@@ -155,7 +155,10 @@ impl Decode for Command {
                 let detail = invocation.order()?;
                 let from_detail = OrderUpdate::from_detail(&detail);
                 let update = OrderUpdate {
-                    payment_id: from_detail.payment_id.clone().or_else(|| error.declined_payment()),
+                    payment_id: from_detail
+                        .payment_id
+                        .clone()
+                        .or_else(|| error.declined_payment()),
                     failure_reason: Some(error.reason()),
                     ..from_detail
                 };

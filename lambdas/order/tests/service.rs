@@ -585,8 +585,7 @@ async fn the_workflow_creates_and_advances_its_order() {
 #[tokio::test]
 async fn the_workflow_records_failures_by_error_name() {
     let declined = "payment 01KDX8Q7V3M2N4P6R8S0T2W4Y6 of 404.19 declined";
-    let lambda_cause =
-        json!({"errorType": "PaymentFailed", "errorMessage": declined}).to_string();
+    let lambda_cause = json!({"errorType": "PaymentFailed", "errorMessage": declined}).to_string();
     let cases = [
         (
             json!({"Error": "PaymentFailed", "Cause": lambda_cause}),

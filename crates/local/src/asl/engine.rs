@@ -277,6 +277,19 @@ enum Step {
     Lost,
 }
 
+impl Step {
+    /// The step with `earlier` events recorded before its own.
+    fn after(mut self, earlier: impl IntoIterator<Item = Event>) -> Self {
+        if let Step::Done { events, .. }
+        | Step::Failed { events, .. }
+        | Step::Retry { events, .. } = &mut self
+        {
+            events.splice(0..0, earlier);
+        }
+        self
+    }
+}
+
 /// One claim on one execution.
 struct Driver<'a> {
     executions: &'a Executions,
@@ -598,9 +611,13 @@ impl Driver<'_> {
             wake_at: token.as_ref().map(|_| later(now, timeout)),
             ..cursor.clone()
         };
-        if !self
-            .store()
-            .save(name, &self.driver, &submitting, &events, now)?
+        // A callback needs its token stored before the function can pass it on. A plain
+        // invocation's events are stored with its outcome instead: one write per state,
+        // and a crash before it re-invokes an idempotent function.
+        if token.is_some()
+            && !self
+                .store()
+                .save(name, &self.driver, &submitting, &events, now)?
         {
             return Ok(Step::Lost);
         }
@@ -636,8 +653,9 @@ impl Driver<'_> {
                         .save(name, &self.driver, &waiting, &[submitted], Utc::now())?;
                 Ok(if saved { Step::Suspend } else { Step::Lost })
             }
-            (Ok(output), false) => Ok(self.succeeded(record, state, task, output)),
-            (Err(failure), _) => Ok(self.failed(record, task, failure)),
+            (Ok(output), false) => Ok(self.succeeded(record, state, task, output).after(events)),
+            (Err(failure), true) => Ok(self.failed(record, task, failure)),
+            (Err(failure), false) => Ok(self.failed(record, task, failure).after(events)),
         }
     }
 

@@ -5,12 +5,12 @@
 
 use super::{AslError, Failure};
 use chrono::{DateTime, SecondsFormat, Utc};
-use rusqlite::{Connection, OptionalExtension, Row, Transaction, TransactionBehavior, params};
+use ewf_sqlite::SharedConnection;
+use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use ewf_sqlite::SharedConnection;
 use std::fmt;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::MutexGuard;
 
 type Timestamp = DateTime<Utc>;
 
@@ -301,28 +301,24 @@ impl RawRow {
 
 impl Store {
     pub(crate) fn in_memory() -> Result<Self, AslError> {
-        Self::shared(Arc::new(Mutex::new(Connection::open_in_memory()?)))
+        Self::shared(SharedConnection::new(Connection::open_in_memory()?))
     }
 
     /// The executions' tables on a connection shared with the rest of the process.
     pub(crate) fn shared(connection: SharedConnection) -> Result<Self, AslError> {
-        ewf_sqlite::lock(&connection).execute_batch(SCHEMA)?;
+        connection.lock().execute_batch(SCHEMA)?;
         Ok(Self(connection))
     }
 
     fn lock(&self) -> MutexGuard<'_, Connection> {
-        ewf_sqlite::lock(&self.0)
+        self.0.lock()
     }
 
     fn write<T>(
         &self,
-        work: impl FnOnce(&Transaction<'_>) -> Result<T, AslError>,
+        work: impl FnOnce(&Connection) -> Result<T, AslError>,
     ) -> Result<T, AslError> {
-        let mut connection = self.lock();
-        let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let value = work(&tx)?;
-        tx.commit()?;
-        Ok(value)
+        ewf_sqlite::atomically(&mut self.lock(), AslError::from, work)
     }
 
     /// Creates a running execution, held by `driver`, with its first events. False when
@@ -543,12 +539,7 @@ impl Store {
 }
 
 /// Appends events after the execution's last one, each pointing at its predecessor.
-fn append(
-    tx: &Transaction<'_>,
-    name: &str,
-    now: Timestamp,
-    events: &[Event],
-) -> Result<(), AslError> {
+fn append(tx: &Connection, name: &str, now: Timestamp, events: &[Event]) -> Result<(), AslError> {
     let last: i64 = tx.query_row(
         "SELECT last_event FROM asl_executions WHERE name = ?1",
         [name],
