@@ -74,6 +74,8 @@ impl From<LocalError> for CliError {
     fn from(err: LocalError) -> Self {
         match err {
             LocalError::Service(err) => err.into(),
+            LocalError::NotSettled { .. } => Self::expectation(err.to_string())
+                .hint("look at its timeline with `ewf events --order`"),
             LocalError::StateDir { .. } => {
                 Self::config(err.to_string()).hint("pass a writable --state-dir")
             }

@@ -291,7 +291,7 @@ async fn customer_described_announces_the_estimate() {
         DetailType::DeliveryEstimated,
         &estimated(),
     );
-    assert_eq!(harness.bus.take(), [expected.clone()]);
+    assert_eq!(harness.bus.take(), std::slice::from_ref(&expected));
     invoke(&harness.service, customer_described).await.unwrap();
     assert_eq!(harness.bus.take(), [expected]);
 }

@@ -235,7 +235,7 @@ async fn http_errors_name_the_problem() {
 async fn order_created_records_the_order_once() {
     let harness = Harness::new();
     let created_event = event(DetailType::OrderCreated, "Order", &created());
-    harness.send(&[created_event.clone()]).await;
+    harness.send(std::slice::from_ref(&created_event)).await;
     let first = harness.order().await.unwrap();
     assert_eq!(
         (first.order_status, first.mode),
@@ -294,7 +294,7 @@ async fn the_happy_path_records_every_status_and_announces_the_delivery() {
         "Delivery",
         &json!({"customerId": "customer-1", "orderId": ORDER}),
     );
-    harness.send(&[delivered.clone()]).await;
+    harness.send(std::slice::from_ref(&delivered)).await;
     assert_eq!(harness.status().await, OrderStatus::Delivered);
     let first = harness.bus.take();
     assert_eq!(first.len(), 1);

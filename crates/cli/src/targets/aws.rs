@@ -169,14 +169,14 @@ impl AwsTarget {
             if let Some(order) = order.as_ref().filter(|order| done(order)) {
                 return Ok(order.clone());
             }
-            if mode == Mode::Workflow {
-                if let Some(status) = self.execution_end(order_id).await? {
-                    let order = self.describe_order(customer, order_id).await?;
-                    return order.filter(|order| done(order)).ok_or_else(|| {
-                        CliError::service(format!("the execution of order {order_id} ended {status} before the order got there"))
-                            .hint(format!("see why with `ewf events --order {order_id}`"))
-                    });
-                }
+            if mode == Mode::Workflow
+                && let Some(status) = self.execution_end(order_id).await?
+            {
+                let order = self.describe_order(customer, order_id).await?;
+                return order.filter(|order| done(order)).ok_or_else(|| {
+                    CliError::service(format!("the execution of order {order_id} ended {status} before the order got there"))
+                        .hint(format!("see why with `ewf events --order {order_id}`"))
+                });
             }
             if Instant::now() >= deadline {
                 let status = order.map_or_else(
