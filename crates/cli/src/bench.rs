@@ -226,7 +226,8 @@ fn summarise(
         .collect();
     let mut latencies: Vec<f64> = samples
         .iter()
-        .map(|(latency, _)| latency.as_secs_f64() * 1000.0)
+        // Whole microseconds, so that the JSON shows milliseconds with three decimals.
+        .map(|(latency, _)| latency.as_micros() as f64 / 1000.0)
         .collect();
     latencies.sort_by(f64::total_cmp);
     let seconds = elapsed.as_secs_f64();

@@ -171,21 +171,18 @@ impl LocalBus {
         let now = self.clock.now();
         self.db.immediate(|tx| {
             if attempts >= MAX_ATTEMPTS {
-                tx.execute(
-                    "INSERT INTO bus_dead_letters (id, target, event, attempts, last_error, dead_at)
-                     SELECT id, target, event, ?2, ?3, ?4 FROM bus_deliveries WHERE id = ?1",
+                tx.prepare_cached("INSERT INTO bus_dead_letters (id, target, event, attempts, last_error, dead_at)
+                     SELECT id, target, event, ?2, ?3, ?4 FROM bus_deliveries WHERE id = ?1")?.execute(
                     params![delivery.id, attempts, error, stamp(now)],
                 )?;
-                tx.execute(
-                    "DELETE FROM bus_deliveries WHERE id = ?1",
+                tx.prepare_cached("DELETE FROM bus_deliveries WHERE id = ?1")?.execute(
                     params![delivery.id],
                 )?;
             } else {
                 let delay = backoff_unit * 2_i32.pow(attempts - 1);
-                tx.execute(
-                    "UPDATE bus_deliveries
+                tx.prepare_cached("UPDATE bus_deliveries
                      SET attempts = ?2, last_error = ?3, not_before = ?4, claimed_until = NULL
-                     WHERE id = ?1",
+                     WHERE id = ?1")?.execute(
                     params![delivery.id, attempts, error, stamp(now + delay)],
                 )?;
             }
@@ -199,19 +196,18 @@ impl LocalBus {
     pub fn next_due(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
         let now = self.clock.now();
         let retry_at: Option<String> = self.db.read(|conn| {
-            conn.query_row(
+            conn.prepare_cached(
                 "SELECT MIN(not_before) FROM bus_deliveries
                  WHERE claimed_until IS NULL OR claimed_until <= ?1",
-                params![stamp(now)],
-                |row| row.get(0),
-            )
+            )?
+            .query_row(params![stamp(now)], |row| row.get(0))
         })?;
         retry_at.map(|text| db::parse_time(&text)).transpose()
     }
 
     pub fn dead_letters(&self) -> Result<Vec<DeadLetter>, StoreError> {
         self.db.read(|conn| {
-            let mut statement = conn.prepare(
+            let mut statement = conn.prepare_cached(
                 "SELECT target, event, attempts, last_error FROM bus_dead_letters ORDER BY id",
             )?;
             let rows = statement.query_map([], |row| {

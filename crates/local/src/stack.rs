@@ -425,11 +425,11 @@ impl LocalStack {
             return Err(ServiceError::bad_input("probability", "must be between 0 and 1").into());
         }
         self.0.db.immediate(|tx| {
-            tx.execute(
+            tx.prepare_cached(
                 "INSERT INTO settings (name, value) VALUES (?1, ?2)
                  ON CONFLICT (name) DO UPDATE SET value = excluded.value",
-                params![FAIL_PROBABILITY, probability.to_string()],
-            )?;
+            )?
+            .execute(params![FAIL_PROBABILITY, probability.to_string()])?;
             Ok(())
         })?;
         let wiring = Wiring {
@@ -474,12 +474,9 @@ impl LocalStack {
 
 fn read_fail_probability(db: &Db) -> Result<f64, StoreError> {
     let stored: Option<String> = db.read(|conn| {
-        conn.query_row(
-            "SELECT value FROM settings WHERE name = ?1",
-            params![FAIL_PROBABILITY],
-            |row| row.get(0),
-        )
-        .optional()
+        conn.prepare_cached("SELECT value FROM settings WHERE name = ?1")?
+            .query_row(params![FAIL_PROBABILITY], |row| row.get(0))
+            .optional()
     })?;
     match stored {
         None => Ok(DEFAULT_FAIL_PROBABILITY),

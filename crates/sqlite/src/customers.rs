@@ -18,28 +18,25 @@ fn customer(row: &Row<'_>) -> rusqlite::Result<Customer> {
 impl CustomerStore for Db {
     async fn get(&self, id: &CustomerId) -> Result<Option<Customer>, StoreError> {
         self.read("cannot read a customer", |conn| {
-            conn.query_row(
-                "SELECT * FROM customers WHERE customer_id = ?1",
-                [id.as_str()],
-                customer,
-            )
-            .optional()
+            conn.prepare_cached("SELECT * FROM customers WHERE customer_id = ?1")?
+                .query_row([id.as_str()], customer)
+                .optional()
         })
     }
 
     async fn put(&self, customer: &Customer) -> Result<(), StoreError> {
         self.read("cannot write a customer", |conn| {
-            conn.execute(
+            conn.prepare_cached(
                 "INSERT OR REPLACE INTO customers (customer_id, name, email, address, description)
                  VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![
-                    customer.customer_id.as_str(),
-                    customer.name,
-                    customer.email,
-                    customer.address.as_str(),
-                    customer.description,
-                ],
-            )
+            )?
+            .execute(params![
+                customer.customer_id.as_str(),
+                customer.name,
+                customer.email,
+                customer.address.as_str(),
+                customer.description,
+            ])
         })?;
         Ok(())
     }

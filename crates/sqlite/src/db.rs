@@ -314,11 +314,9 @@ impl Db {
 
 fn recorded(conn: &Connection, key: &str) -> Result<Option<Value>, StoreError> {
     let outcome: Option<String> = conn
-        .query_row(
-            "SELECT outcome FROM ledger WHERE step_key = ?1",
-            [key],
-            |row| row.get(0),
-        )
+        .prepare_cached("SELECT outcome FROM ledger WHERE step_key = ?1")
+        .context("cannot prepare a statement")?
+        .query_row([key], |row| row.get(0))
         .optional()
         .context("cannot read the ledger")?;
     outcome
@@ -330,10 +328,11 @@ fn recorded(conn: &Connection, key: &str) -> Result<Option<Value>, StoreError> {
 /// Inserts a step unless its key is there. Returns whether it was inserted.
 fn insert_step(conn: &Connection, step: &Step) -> Result<bool, StoreError> {
     let inserted = conn
-        .execute(
+        .prepare_cached(
             "INSERT INTO ledger (step_key, outcome) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
-            params![step.key, step.outcome.to_string()],
         )
+        .context("cannot prepare a statement")?
+        .execute(params![step.key, step.outcome.to_string()])
         .context("cannot record a step")?;
     Ok(inserted == 1)
 }

@@ -28,11 +28,10 @@ impl DeliveryStore for Db {
         order: &OrderId,
     ) -> Result<Option<Delivery>, StoreError> {
         self.read("cannot read a delivery", |conn| {
-            conn.query_row(
+            conn.prepare_cached(
                 "SELECT * FROM deliveries WHERE customer_id = ?1 AND order_id = ?2",
-                [customer.as_str(), order.as_str()],
-                delivery,
-            )
+            )?
+            .query_row([customer.as_str(), order.as_str()], delivery)
             .optional()
         })
     }
@@ -40,21 +39,22 @@ impl DeliveryStore for Db {
     async fn start(&self, delivery: &Delivery, step: Option<&Step>) -> Result<(), WriteError> {
         self.write(step, |conn| {
             let started = conn
-                .execute(
+                .prepare_cached(
                     "INSERT INTO deliveries
                      (customer_id, order_id, address, status, task_token, created_at, updated_at)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT DO NOTHING",
-                    params![
-                        delivery.customer_id.as_str(),
-                        delivery.order_id.as_str(),
-                        delivery.address.as_str(),
-                        // Every delivery starts out on its way.
-                        DeliveryStatus::Delivering.as_str(),
-                        delivery.task_token,
-                        timestamp(&delivery.created_at),
-                        timestamp(&delivery.updated_at),
-                    ],
                 )
+                .context("cannot prepare a statement")?
+                .execute(params![
+                    delivery.customer_id.as_str(),
+                    delivery.order_id.as_str(),
+                    delivery.address.as_str(),
+                    // Every delivery starts out on its way.
+                    DeliveryStatus::Delivering.as_str(),
+                    delivery.task_token,
+                    timestamp(&delivery.created_at),
+                    timestamp(&delivery.updated_at),
+                ])
                 .context("cannot start a delivery")?;
             if started == 1 {
                 Ok(())
@@ -75,9 +75,12 @@ impl DeliveryStore for Db {
         self.write(step, |conn| {
             must_exist(conn, EXISTS, [customer.as_str(), order.as_str()])?;
             let finished = conn
-                .query_row(
+                .prepare_cached(
                     "UPDATE deliveries SET status = ?3, updated_at = ?4
                      WHERE customer_id = ?1 AND order_id = ?2 AND status = ?5 RETURNING *",
+                )
+                .context("cannot prepare a statement")?
+                .query_row(
                     params![
                         customer.as_str(),
                         order.as_str(),
@@ -101,12 +104,12 @@ impl DeliveryStore for Db {
     ) -> Result<Delivery, WriteError> {
         self.write(None, |conn| {
             let attached = conn
-                .query_row(
+                .prepare_cached(
                     "UPDATE deliveries SET task_token = ?3
                      WHERE customer_id = ?1 AND order_id = ?2 RETURNING *",
-                    [customer.as_str(), order.as_str(), token],
-                    delivery,
                 )
+                .context("cannot prepare a statement")?
+                .query_row([customer.as_str(), order.as_str(), token], delivery)
                 .optional()
                 .context("cannot store a task token")?;
             attached.ok_or(WriteError::NotFound)

@@ -24,22 +24,22 @@ impl EventStore for Db {
         // (who, time_what) names a delivery once and the digest its content once, so
         // neither a redelivered nor a re-emitted event is stored again.
         let stored = self.read("cannot store an event", |conn| {
-            conn.execute(
+            conn.prepare_cached(
                 "INSERT INTO events (who, time_what, event_id, digest, event_time,
                      event_source, detail_type, event_detail, order_id)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT DO NOTHING",
-                params![
-                    event.who,
-                    event.time_what,
-                    event.event_id,
-                    event.digest,
-                    timestamp(&event.event_time),
-                    event.event_source,
-                    event.detail_type,
-                    event.event_detail,
-                    event.order_id,
-                ],
-            )
+            )?
+            .execute(params![
+                event.who,
+                event.time_what,
+                event.event_id,
+                event.digest,
+                timestamp(&event.event_time),
+                event.event_source,
+                event.detail_type,
+                event.event_detail,
+                event.order_id,
+            ])
         })?;
         Ok(stored == 1)
     }

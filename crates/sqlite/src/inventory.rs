@@ -19,12 +19,9 @@ fn item(row: &Row<'_>) -> rusqlite::Result<Item> {
 impl InventoryStore for Db {
     async fn get(&self, id: &ItemId) -> Result<Option<Item>, StoreError> {
         self.read("cannot read an item", |conn| {
-            conn.query_row(
-                "SELECT * FROM items WHERE item_id = ?1",
-                [id.as_str()],
-                item,
-            )
-            .optional()
+            conn.prepare_cached("SELECT * FROM items WHERE item_id = ?1")?
+                .query_row([id.as_str()], item)
+                .optional()
         })
     }
 
@@ -68,13 +65,13 @@ impl InventoryStore for Db {
             )?;
             // The guard of StockMove::allowed: no counter may go below zero.
             let moved = conn
-                .query_row(
+                .prepare_cached(
                     "UPDATE items SET available = available + ?2, reserved = reserved + ?3
                      WHERE item_id = ?1 AND available + ?2 >= 0 AND reserved + ?3 >= 0
                      RETURNING *",
-                    params![id.as_str(), available, reserved],
-                    item,
                 )
+                .context("cannot prepare a statement")?
+                .query_row(params![id.as_str(), available, reserved], item)
                 .optional()
                 .context("cannot move stock")?;
             moved.ok_or(WriteError::ConditionFailed)

@@ -36,39 +36,36 @@ impl OrderStore for Db {
         order_id: &OrderId,
     ) -> Result<Option<Order>, StoreError> {
         self.read("cannot read an order", |conn| {
-            conn.query_row(
-                "SELECT * FROM orders WHERE customer_id = ?1 AND order_id = ?2",
-                [customer.as_str(), order_id.as_str()],
-                order,
-            )
-            .optional()
+            conn.prepare_cached("SELECT * FROM orders WHERE customer_id = ?1 AND order_id = ?2")?
+                .query_row([customer.as_str(), order_id.as_str()], order)
+                .optional()
         })
     }
 
     async fn create(&self, order: &Order) -> Result<bool, StoreError> {
         let created = self.read("cannot create an order", |conn| {
-            conn.execute(
+            conn.prepare_cached(
                 "INSERT INTO orders (customer_id, order_id, mode, order_status, item_id,
                      item_price, delivery_price, total_price, payment_id, delivery_address,
                      failure_reason, order_date, update_date)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
                  ON CONFLICT DO NOTHING",
-                params![
-                    order.customer_id.as_str(),
-                    order.order_id.as_str(),
-                    order.mode.as_str(),
-                    order.order_status.as_str(),
-                    order.item_id.as_str(),
-                    optional_text(order.item_price.as_ref()),
-                    optional_text(order.delivery_price.as_ref()),
-                    optional_text(order.total_price.as_ref()),
-                    optional_text(order.payment_id.as_ref()),
-                    optional_text(order.delivery_address.as_ref()),
-                    order.failure_reason,
-                    timestamp(&order.order_date),
-                    timestamp(&order.update_date),
-                ],
-            )
+            )?
+            .execute(params![
+                order.customer_id.as_str(),
+                order.order_id.as_str(),
+                order.mode.as_str(),
+                order.order_status.as_str(),
+                order.item_id.as_str(),
+                optional_text(order.item_price.as_ref()),
+                optional_text(order.delivery_price.as_ref()),
+                optional_text(order.total_price.as_ref()),
+                optional_text(order.payment_id.as_ref()),
+                optional_text(order.delivery_address.as_ref()),
+                order.failure_reason,
+                timestamp(&order.order_date),
+                timestamp(&order.update_date),
+            ])
         })?;
         Ok(created == 1)
     }
@@ -97,7 +94,7 @@ impl OrderStore for Db {
             )?;
             // COALESCE keeps a field the update leaves out, as OrderUpdate::apply does.
             let advanced = conn
-                .query_row(
+                .prepare_cached(
                     "UPDATE orders SET order_status = ?3, update_date = ?4,
                          item_price = COALESCE(?5, item_price),
                          delivery_price = COALESCE(?6, delivery_price),
@@ -108,6 +105,9 @@ impl OrderStore for Db {
                      WHERE customer_id = ?1 AND order_id = ?2
                          AND order_status IN (SELECT value FROM json_each(?11))
                      RETURNING *",
+                )
+                .context("cannot prepare a statement")?
+                .query_row(
                     params![
                         customer.as_str(),
                         order_id.as_str(),

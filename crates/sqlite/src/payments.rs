@@ -19,21 +19,16 @@ fn payment(row: &Row<'_>) -> rusqlite::Result<Payment> {
 impl PaymentStore for Db {
     async fn get(&self, id: &PaymentId) -> Result<Option<Payment>, StoreError> {
         self.read("cannot read a payment", |conn| {
-            conn.query_row(
-                "SELECT * FROM payments WHERE payment_id = ?1",
-                [id.as_str()],
-                payment,
-            )
-            .optional()
+            conn.prepare_cached("SELECT * FROM payments WHERE payment_id = ?1")?
+                .query_row([id.as_str()], payment)
+                .optional()
         })
     }
 
     async fn create(&self, payment: &Payment, step: Option<&Step>) -> Result<(), WriteError> {
         self.write(step, |conn| {
-            let created = conn
-                .execute(
-                    "INSERT INTO payments (payment_id, amount, method, status, created_at, updated_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING",
+            let created = conn.prepare_cached("INSERT INTO payments (payment_id, amount, method, status, created_at, updated_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING").context("cannot prepare a statement")?.execute(
                     params![
                         payment.payment_id.as_str(),
                         payment.amount.to_string(),
@@ -61,9 +56,12 @@ impl PaymentStore for Db {
                 [id.as_str()],
             )?;
             let canceled = conn
-                .query_row(
+                .prepare_cached(
                     "UPDATE payments SET status = ?2, updated_at = ?3
                      WHERE payment_id = ?1 AND status = ?4 RETURNING *",
+                )
+                .context("cannot prepare a statement")?
+                .query_row(
                     params![
                         id.as_str(),
                         PaymentStatus::Canceled.as_str(),

@@ -290,6 +290,20 @@ impl Step {
     }
 }
 
+/// How a driver goes on after a step.
+enum Next {
+    /// At this cursor, which it has just stored.
+    At(Cursor),
+    /// From the execution as stored (something else may have changed it).
+    Reload,
+    /// It no longer drives the execution.
+    Stop,
+}
+
+fn continue_if(holds: bool) -> Next {
+    if holds { Next::Reload } else { Next::Stop }
+}
+
 /// One claim on one execution.
 struct Driver<'a> {
     executions: &'a Executions,
@@ -304,8 +318,12 @@ impl Driver<'_> {
     }
 
     async fn drive(&self, name: &str) -> Result<ExecutionSummary, AslError> {
+        let mut known = None;
         loop {
-            let record = self.store().load(name)?.ok_or(AslError::TaskDoesNotExist)?;
+            let record = match known.take() {
+                Some(record) => record,
+                None => self.store().load(name)?.ok_or(AslError::TaskDoesNotExist)?,
+            };
             if record.summary.status != ExecutionStatus::Running
                 || record.driver.as_deref() != Some(&self.driver)
             {
@@ -327,17 +345,21 @@ impl Driver<'_> {
                 return Err(unknown_state(name, &record.cursor.state));
             };
             let step = self.step(&record, state, now).await?;
-            if !self.apply(&record, state, step).await? {
-                return self
-                    .executions
-                    .describe(name)?
-                    .ok_or(AslError::TaskDoesNotExist);
+            match self.apply(&record, state, step).await? {
+                Next::Stop => {
+                    return self
+                        .executions
+                        .describe(name)?
+                        .ok_or(AslError::TaskDoesNotExist);
+                }
+                Next::Reload => {}
+                Next::At(cursor) => known = Some(Record { cursor, ..record }),
             }
         }
     }
 
-    /// Records what a step came to; false when this driver should stop.
-    async fn apply(&self, record: &Record, state: &State, step: Step) -> Result<bool, AslError> {
+    /// Records what a step came to, and says how the driver goes on.
+    async fn apply(&self, record: &Record, state: &State, step: Step) -> Result<Next, AslError> {
         let name = record.summary.name.as_str();
         let from = record.cursor.state.as_str();
         let now = Utc::now();
@@ -363,13 +385,11 @@ impl Driver<'_> {
                             .ok_or_else(|| unknown_state(name, &next))?;
                         events.push(entered(target, &next, &output));
                         tracing::debug!(execution = name, from, to = %next, "transition");
-                        self.store().save(
-                            name,
-                            &self.driver,
-                            &Cursor::enter(&next, output, now),
-                            &events,
-                            now,
-                        )
+                        let cursor = Cursor::enter(&next, output, now);
+                        let saved = self
+                            .store()
+                            .save(name, &self.driver, &cursor, &events, now)?;
+                        Ok(if saved { Next::At(cursor) } else { Next::Stop })
                     }
                 }
             }
@@ -392,10 +412,10 @@ impl Driver<'_> {
                     .store()
                     .save(name, &self.driver, &cursor, &events, now)?
                 {
-                    return Ok(false);
+                    return Ok(Next::Stop);
                 }
                 tokio::time::sleep(self.executions.scaled(delay)).await;
-                Ok(true)
+                Ok(Next::At(cursor))
             }
             Step::Sleep(until) => {
                 let cursor = Cursor {
@@ -404,20 +424,24 @@ impl Driver<'_> {
                     ..record.cursor.clone()
                 };
                 if !self.store().save(name, &self.driver, &cursor, &[], now)? {
-                    return Ok(false);
+                    return Ok(Next::Stop);
                 }
                 // Let go while sleeping, so that another process may finish the Wait if
                 // this one stops.
                 self.store().release(name, &self.driver)?;
                 tokio::time::sleep((until - now).to_std().unwrap_or_default()).await;
-                self.store().claim(name, &self.driver, Utc::now())
+                Ok(continue_if(self.store().claim(
+                    name,
+                    &self.driver,
+                    Utc::now(),
+                )?))
             }
             Step::Suspend => {
                 // Released: the token's reply will resume it. Not released: the reply
                 // came while the function ran, or another driver took over.
-                Ok(!self.store().release(name, &self.driver)?)
+                Ok(continue_if(!self.store().release(name, &self.driver)?))
             }
-            Step::Lost => Ok(false),
+            Step::Lost => Ok(Next::Stop),
         }
     }
 
@@ -428,7 +452,7 @@ impl Driver<'_> {
         mut events: Vec<Event>,
         output: Option<Value>,
         failure: Option<Failure>,
-    ) -> Result<bool, AslError> {
+    ) -> Result<Next, AslError> {
         let details = match (&output, &failure) {
             (_, Some(failure)) => json!({ "error": failure.error, "cause": failure.cause }),
             (Some(output), None) => json!({ "output": output.to_string() }),
@@ -454,7 +478,7 @@ impl Driver<'_> {
             Utc::now(),
         )?;
         // Either way the loop reloads the execution and returns it as it ended.
-        Ok(true)
+        Ok(Next::Reload)
     }
 
     async fn step(&self, record: &Record, state: &State, now: Timestamp) -> Result<Step, AslError> {

@@ -333,11 +333,10 @@ impl Store {
     ) -> Result<bool, AslError> {
         let now = summary.start_date;
         self.write(|tx| {
-            let inserted = tx.execute(
-                "INSERT INTO asl_executions (name, arn, status, input, start_date, deadline, state, state_input, \
+            let inserted = tx.prepare_cached("INSERT INTO asl_executions (name, arn, status, input, start_date, deadline, state, state_input, \
                      entered, phase, attempts, driver, lease_until, last_event) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, '[]', ?11, ?12, 0) \
-                 ON CONFLICT (name) DO NOTHING",
+                 ON CONFLICT (name) DO NOTHING")?.execute(
                 params![
                     summary.name,
                     summary.execution_arn,
@@ -375,11 +374,12 @@ impl Store {
     /// Takes the execution for `driver` unless a live driver holds it.
     pub(crate) fn claim(&self, name: &str, driver: &str, now: Timestamp) -> Result<bool, AslError> {
         self.write(|tx| {
-            let changed = tx.execute(
-                "UPDATE asl_executions SET driver = ?2, lease_until = ?3 \
+            let changed = tx
+                .prepare_cached(
+                    "UPDATE asl_executions SET driver = ?2, lease_until = ?3 \
                  WHERE name = ?1 AND status = 'RUNNING' AND (driver IS NULL OR lease_until < ?4)",
-                params![name, driver, text(&(now + LEASE)), text(&now)],
-            )?;
+                )?
+                .execute(params![name, driver, text(&(now + LEASE)), text(&now)])?;
             Ok(changed == 1)
         })
     }
@@ -396,11 +396,10 @@ impl Store {
         now: Timestamp,
     ) -> Result<bool, AslError> {
         self.write(|tx| {
-            let changed = tx.execute(
-                "UPDATE asl_executions SET state = ?3, state_input = ?4, entered = ?5, phase = ?6, attempts = ?7, \
+            let changed = tx.prepare_cached("UPDATE asl_executions SET state = ?3, state_input = ?4, entered = ?5, phase = ?6, attempts = ?7, \
                      token = ?8, wake_at = ?9, reply = CASE WHEN ?8 IS NULL THEN NULL ELSE reply END, \
                      lease_until = ?10 \
-                 WHERE name = ?1 AND driver = ?2 AND status = 'RUNNING'",
+                 WHERE name = ?1 AND driver = ?2 AND status = 'RUNNING'")?.execute(
                 params![
                     name,
                     driver,
@@ -431,10 +430,9 @@ impl Store {
         now: Timestamp,
     ) -> Result<bool, AslError> {
         self.write(|tx| {
-            let changed = tx.execute(
-                "UPDATE asl_executions SET status = ?3, output = ?4, error = ?5, cause = ?6, stop_date = ?7, \
+            let changed = tx.prepare_cached("UPDATE asl_executions SET status = ?3, output = ?4, error = ?5, cause = ?6, stop_date = ?7, \
                      token = NULL, wake_at = NULL, reply = NULL, driver = NULL, lease_until = NULL \
-                 WHERE name = ?1 AND driver = ?2 AND status = 'RUNNING'",
+                 WHERE name = ?1 AND driver = ?2 AND status = 'RUNNING'")?.execute(
                 params![
                     name,
                     driver,
@@ -457,11 +455,12 @@ impl Store {
     /// being stored between the two and then left unseen.
     pub(crate) fn release(&self, name: &str, driver: &str) -> Result<bool, AslError> {
         self.write(|tx| {
-            let changed = tx.execute(
-                "UPDATE asl_executions SET driver = NULL, lease_until = NULL \
+            let changed = tx
+                .prepare_cached(
+                    "UPDATE asl_executions SET driver = NULL, lease_until = NULL \
                  WHERE name = ?1 AND driver = ?2 AND reply IS NULL",
-                params![name, driver],
-            )?;
+                )?
+                .execute(params![name, driver])?;
             Ok(changed == 1)
         })
     }
@@ -474,11 +473,9 @@ impl Store {
         now: Timestamp,
     ) -> Result<Delivery, AslError> {
         self.write(|tx| {
-            let found: Option<(String, Option<String>)> = tx
-                .query_row(
-                    "SELECT name, wake_at FROM asl_executions \
+            let found: Option<(String, Option<String>)> = tx.prepare_cached("SELECT name, wake_at FROM asl_executions \
                      WHERE token = ?1 AND status = 'RUNNING' AND phase IN ('submitting', 'waiting') \
-                         AND reply IS NULL",
+                         AND reply IS NULL")?.query_row(
                     [token],
                     |row| Ok((row.get(0)?, row.get(1)?)),
                 )
@@ -487,7 +484,7 @@ impl Store {
             if deadline.map(|deadline| time(&deadline)).transpose()?.is_some_and(|deadline| deadline <= now) {
                 return Ok(Delivery::Expired(name));
             }
-            tx.execute("UPDATE asl_executions SET reply = ?2 WHERE name = ?1", params![name, to_json(reply)])?;
+            tx.prepare_cached("UPDATE asl_executions SET reply = ?2 WHERE name = ?1")?.execute( params![name, to_json(reply)])?;
             Ok(Delivery::Stored(name))
         })
     }
@@ -496,7 +493,7 @@ impl Store {
     /// reply or a timeout to handle, a Wait that is over, or a driver that died.
     pub(crate) fn due(&self, now: Timestamp) -> Result<Vec<String>, AslError> {
         let connection = self.lock();
-        let mut statement = connection.prepare(
+        let mut statement = connection.prepare_cached(
             "SELECT name FROM asl_executions \
              WHERE status = 'RUNNING' AND (driver IS NULL OR lease_until < ?1) \
                  AND (phase IN ('ready', 'submitting') OR reply IS NOT NULL OR wake_at <= ?1 OR deadline <= ?1) \
@@ -510,7 +507,7 @@ impl Store {
 
     pub(crate) fn history(&self, name: &str) -> Result<Vec<HistoryEvent>, AslError> {
         let connection = self.lock();
-        let mut statement = connection.prepare(
+        let mut statement = connection.prepare_cached(
             "SELECT id, previous_id, timestamp, type, details FROM asl_history WHERE execution = ?1 ORDER BY id",
         )?;
         let rows = statement
@@ -540,31 +537,27 @@ impl Store {
 
 /// Appends events after the execution's last one, each pointing at its predecessor.
 fn append(tx: &Connection, name: &str, now: Timestamp, events: &[Event]) -> Result<(), AslError> {
-    let last: i64 = tx.query_row(
-        "SELECT last_event FROM asl_executions WHERE name = ?1",
-        [name],
-        |row| row.get(0),
-    )?;
+    let last: i64 = tx
+        .prepare_cached("SELECT last_event FROM asl_executions WHERE name = ?1")?
+        .query_row([name], |row| row.get(0))?;
     let mut previous = last;
     for event in events {
         let id = previous + 1;
-        tx.execute(
+        tx.prepare_cached(
             "INSERT INTO asl_history (execution, id, previous_id, timestamp, type, details) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![
-                name,
-                id,
-                previous,
-                text(&now),
-                event.event_type,
-                to_json(&event.details)
-            ],
-        )?;
+        )?
+        .execute(params![
+            name,
+            id,
+            previous,
+            text(&now),
+            event.event_type,
+            to_json(&event.details)
+        ])?;
         previous = id;
     }
-    tx.execute(
-        "UPDATE asl_executions SET last_event = ?2 WHERE name = ?1",
-        params![name, previous],
-    )?;
+    tx.prepare_cached("UPDATE asl_executions SET last_event = ?2 WHERE name = ?1")?
+        .execute(params![name, previous])?;
     Ok(())
 }
