@@ -3,7 +3,7 @@
 //! `ewf` command can create an order and the next deliver it.
 
 use crate::asl::{Executions, HistoryEvent, StateMachine};
-use crate::bus::{DeadLetter, LocalBus};
+use crate::bus::{DeadLetter, Delivery, LocalBus};
 use crate::db::Db;
 use crate::functions::{ExecutionCallback, Functions, Wiring};
 use ewf_domain::entry::{HttpRequest, Input, Reply};
@@ -93,8 +93,11 @@ pub struct LocalStack(Arc<Inner>);
 
 /// How long the bus waits before retrying a failed delivery (doubling each time).
 const RETRY_BACKOFF: chrono::Duration = chrono::Duration::milliseconds(20);
-/// Bus deliveries claimed at once by a drain.
+/// Bus deliveries claimed at once, and how much one batch (one transaction) takes on
+/// before it commits: bounded, so that other processes get their turn.
 const CLAIM_BATCH: u32 = 64;
+const BATCH_LIMIT: usize = 1024;
+const BATCH_TIME: Duration = Duration::from_millis(50);
 /// How long an order may take to settle, and how often to look while another drainer
 /// (a task or process) holds part of its saga.
 const SETTLE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -195,37 +198,7 @@ impl LocalStack {
     pub async fn drain(&self) -> Result<(), LocalError> {
         let functions = self.functions();
         loop {
-            let turn = self.0.turn.lock().await;
-            let writes = self.0.connection.batch()?;
-            let batch = self.0.bus.claim(CLAIM_BATCH)?;
-            if !batch.is_empty() {
-                let mut delivered = Vec::with_capacity(batch.len());
-                for delivery in batch {
-                    match functions
-                        .invoke(delivery.target, delivery.event.clone())
-                        .await
-                    {
-                        Ok(_) => delivered.push(delivery.id),
-                        Err(err) => {
-                            tracing::warn!(target_function = %delivery.target, error = %err, "delivery failed");
-                            self.0
-                                .bus
-                                .fail(&delivery, &err.to_string(), RETRY_BACKOFF)?;
-                        }
-                    }
-                }
-                self.0.bus.complete(&delivered)?;
-                writes.finish()?;
-                continue;
-            }
-            let resumed = self
-                .0
-                .executions
-                .resume_due(&self.0.machine, functions.as_ref())
-                .await?;
-            writes.finish()?;
-            drop(turn);
-            if !resumed.is_empty() {
+            if self.run_batch(&functions).await? {
                 continue;
             }
             match self.0.bus.next_due()? {
@@ -236,6 +209,60 @@ impl LocalStack {
                 None => return Ok(()),
             }
         }
+    }
+
+    /// One turn: deliveries and executions that are due, and what they make due, in
+    /// one transaction, until nothing is due or the batch is full. A saga's chain of
+    /// events then commits once. False when there was nothing to do.
+    async fn run_batch(&self, functions: &Functions) -> Result<bool, LocalError> {
+        let _turn = self.0.turn.lock().await;
+        let writes = self.0.connection.batch()?;
+        let started = Instant::now();
+        let mut handled = 0;
+        loop {
+            let claimed = self.0.bus.claim(CLAIM_BATCH)?;
+            let work = if claimed.is_empty() {
+                self.0
+                    .executions
+                    .resume_due(&self.0.machine, functions)
+                    .await?
+                    .len()
+            } else {
+                let count = claimed.len();
+                self.deliver_all(functions, claimed).await?;
+                count
+            };
+            handled += work;
+            if work == 0 || handled >= BATCH_LIMIT || started.elapsed() >= BATCH_TIME {
+                break;
+            }
+        }
+        writes.finish()?;
+        Ok(handled > 0)
+    }
+
+    /// Hands claimed deliveries to their functions: done, or retried later.
+    async fn deliver_all(
+        &self,
+        functions: &Functions,
+        claimed: Vec<Delivery>,
+    ) -> Result<(), LocalError> {
+        let mut delivered = Vec::with_capacity(claimed.len());
+        for delivery in claimed {
+            match functions
+                .invoke(delivery.target, delivery.event.clone())
+                .await
+            {
+                Ok(_) => delivered.push(delivery.id),
+                Err(err) => {
+                    tracing::warn!(target_function = %delivery.target, error = %err, "delivery failed");
+                    self.0
+                        .bus
+                        .fail(&delivery, &err.to_string(), RETRY_BACKOFF)?;
+                }
+            }
+        }
+        Ok(self.0.bus.complete(&delivered)?)
     }
 
     /// Drains until the order's status satisfies `settled`, looking again shortly while

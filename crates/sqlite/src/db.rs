@@ -107,8 +107,13 @@ fn failure(what: &str, err: rusqlite::Error) -> StoreError {
 #[derive(Clone)]
 pub struct SharedConnection(Arc<Mutex<Connection>>);
 
+/// Statements kept prepared: every statement of the stores, the bus and the executions
+/// fits, so none is parsed twice (rusqlite keeps 16 by default).
+const STATEMENT_CACHE: usize = 256;
+
 impl SharedConnection {
     pub fn new(conn: Connection) -> Self {
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         Self(Arc::new(Mutex::new(conn)))
     }
 
@@ -179,24 +184,70 @@ impl Drop for Batch {
 
 /// Runs `work` atomically: as an immediate transaction of its own (the write lock taken
 /// before any read, so that no other writer slips in between a guard and its write), or
-/// as a savepoint of the open batch.
+/// as a savepoint of the open batch. The statements are cached: a saga step is small,
+/// and parsing them again would cost as much as running them.
 pub fn atomically<T, E>(
     conn: &mut Connection,
     failed: impl Fn(rusqlite::Error) -> E,
     work: impl FnOnce(&Connection) -> Result<T, E>,
 ) -> Result<T, E> {
-    if conn.is_autocommit() {
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(&failed)?;
-        let value = work(&tx)?;
-        tx.commit().map_err(&failed)?;
-        Ok(value)
+    let scope = if conn.is_autocommit() {
+        Scope::TRANSACTION
     } else {
-        let savepoint = conn.savepoint().map_err(&failed)?;
-        let value = work(&savepoint)?;
-        savepoint.commit().map_err(&failed)?;
-        Ok(value)
+        Scope::SAVEPOINT
+    };
+    run(conn, scope.begin).map_err(&failed)?;
+    let mut undo = Undo {
+        conn,
+        scope,
+        armed: true,
+    };
+    let value = work(undo.conn)?;
+    run(undo.conn, scope.commit).map_err(&failed)?;
+    undo.armed = false;
+    Ok(value)
+}
+
+#[derive(Clone, Copy)]
+struct Scope {
+    begin: &'static str,
+    commit: &'static str,
+    rollback: &'static [&'static str],
+}
+
+impl Scope {
+    const TRANSACTION: Self = Self {
+        begin: "BEGIN IMMEDIATE",
+        commit: "COMMIT",
+        rollback: &["ROLLBACK"],
+    };
+    const SAVEPOINT: Self = Self {
+        begin: "SAVEPOINT step",
+        commit: "RELEASE step",
+        rollback: &["ROLLBACK TO step", "RELEASE step"],
+    };
+}
+
+fn run(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([]).map(drop)
+}
+
+/// Rolls back a scope that did not commit: its work failed, or panicked.
+struct Undo<'c> {
+    conn: &'c Connection,
+    scope: Scope,
+    armed: bool,
+}
+
+impl Drop for Undo<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            for sql in self.scope.rollback {
+                if let Err(err) = run(self.conn, sql) {
+                    tracing::error!(error = %err, sql, "cannot roll back");
+                }
+            }
+        }
     }
 }
 

@@ -38,7 +38,12 @@ CREATE TABLE IF NOT EXISTS asl_executions (
     lease_until TEXT,
     last_event  INTEGER NOT NULL
 );
-CREATE INDEX IF NOT EXISTS asl_executions_by_status ON asl_executions (status);
+-- One index per reason to be due (see `due`): most running executions wait for a task
+-- token, and looking for the few with something to do must not read them all.
+CREATE INDEX IF NOT EXISTS asl_executions_by_phase ON asl_executions (status, phase);
+CREATE INDEX IF NOT EXISTS asl_executions_replied ON asl_executions (status) WHERE reply IS NOT NULL;
+CREATE INDEX IF NOT EXISTS asl_executions_by_wake ON asl_executions (status, wake_at);
+CREATE INDEX IF NOT EXISTS asl_executions_by_deadline ON asl_executions (status, deadline);
 CREATE TABLE IF NOT EXISTS asl_history (
     execution   TEXT NOT NULL,
     id          INTEGER NOT NULL,
@@ -335,7 +340,7 @@ impl Store {
         self.write(|tx| {
             let inserted = tx.prepare_cached("INSERT INTO asl_executions (name, arn, status, input, start_date, deadline, state, state_input, \
                      entered, phase, attempts, driver, lease_until, last_event) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, '[]', ?11, ?12, 0) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, '[]', ?11, ?12, ?13) \
                  ON CONFLICT (name) DO NOTHING")?.execute(
                 params![
                     summary.name,
@@ -350,10 +355,11 @@ impl Store {
                     cursor.phase.as_str(),
                     driver,
                     text(&(now + LEASE)),
+                    count(events),
                 ],
             )?;
             if inserted == 1 {
-                append(tx, &summary.name, now, events)?;
+                append(tx, &summary.name, 0, now, events)?;
             }
             Ok(inserted == 1)
         })
@@ -362,11 +368,10 @@ impl Store {
     pub(crate) fn load(&self, name: &str) -> Result<Option<Record>, AslError> {
         let raw = self
             .lock()
-            .query_row(
-                &format!("SELECT {COLUMNS} FROM asl_executions WHERE name = ?1"),
-                [name],
-                RawRow::read,
-            )
+            .prepare_cached(&format!(
+                "SELECT {COLUMNS} FROM asl_executions WHERE name = ?1"
+            ))?
+            .query_row([name], RawRow::read)
             .optional()?;
         raw.map(RawRow::into_record).transpose()
     }
@@ -396,10 +401,10 @@ impl Store {
         now: Timestamp,
     ) -> Result<bool, AslError> {
         self.write(|tx| {
-            let changed = tx.prepare_cached("UPDATE asl_executions SET state = ?3, state_input = ?4, entered = ?5, phase = ?6, attempts = ?7, \
+            let last: Option<i64> = tx.prepare_cached("UPDATE asl_executions SET state = ?3, state_input = ?4, entered = ?5, phase = ?6, attempts = ?7, \
                      token = ?8, wake_at = ?9, reply = CASE WHEN ?8 IS NULL THEN NULL ELSE reply END, \
-                     lease_until = ?10 \
-                 WHERE name = ?1 AND driver = ?2 AND status = 'RUNNING'")?.execute(
+                     lease_until = ?10, last_event = last_event + ?11 \
+                 WHERE name = ?1 AND driver = ?2 AND status = 'RUNNING' RETURNING last_event")?.query_row(
                 params![
                     name,
                     driver,
@@ -411,12 +416,11 @@ impl Store {
                     cursor.token,
                     cursor.wake_at.as_ref().map(text),
                     text(&(now + LEASE)),
+                    count(events),
                 ],
-            )?;
-            if changed == 1 {
-                append(tx, name, now, events)?;
-            }
-            Ok(changed == 1)
+                |row| row.get(0),
+            ).optional()?;
+            record_events(tx, name, last, now, events)
         })
     }
 
@@ -430,9 +434,10 @@ impl Store {
         now: Timestamp,
     ) -> Result<bool, AslError> {
         self.write(|tx| {
-            let changed = tx.prepare_cached("UPDATE asl_executions SET status = ?3, output = ?4, error = ?5, cause = ?6, stop_date = ?7, \
-                     token = NULL, wake_at = NULL, reply = NULL, driver = NULL, lease_until = NULL \
-                 WHERE name = ?1 AND driver = ?2 AND status = 'RUNNING'")?.execute(
+            let last: Option<i64> = tx.prepare_cached("UPDATE asl_executions SET status = ?3, output = ?4, error = ?5, cause = ?6, stop_date = ?7, \
+                     token = NULL, wake_at = NULL, reply = NULL, driver = NULL, lease_until = NULL, \
+                     last_event = last_event + ?8 \
+                 WHERE name = ?1 AND driver = ?2 AND status = 'RUNNING' RETURNING last_event")?.query_row(
                 params![
                     name,
                     driver,
@@ -441,12 +446,11 @@ impl Store {
                     end.failure.as_ref().map(|failure| failure.error.as_str()).filter(|text| !text.is_empty()),
                     end.failure.as_ref().map(|failure| failure.cause.as_str()).filter(|text| !text.is_empty()),
                     text(&now),
+                    count(events),
                 ],
-            )?;
-            if changed == 1 {
-                append(tx, name, now, events)?;
-            }
-            Ok(changed == 1)
+                |row| row.get(0),
+            ).optional()?;
+            record_events(tx, name, last, now, events)
         })
     }
 
@@ -493,10 +497,18 @@ impl Store {
     /// reply or a timeout to handle, a Wait that is over, or a driver that died.
     pub(crate) fn due(&self, now: Timestamp) -> Result<Vec<String>, AslError> {
         let connection = self.lock();
+        // A union of index searches, one per reason, each forced onto its index: the
+        // planner, without statistics, would otherwise read every running execution.
         let mut statement = connection.prepare_cached(
-            "SELECT name FROM asl_executions \
-             WHERE status = 'RUNNING' AND (driver IS NULL OR lease_until < ?1) \
-                 AND (phase IN ('ready', 'submitting') OR reply IS NOT NULL OR wake_at <= ?1 OR deadline <= ?1) \
+            "SELECT name, start_date FROM asl_executions INDEXED BY asl_executions_by_phase \
+                 WHERE status = 'RUNNING' AND phase IN ('ready', 'submitting') \
+                     AND (driver IS NULL OR lease_until < ?1) \
+             UNION SELECT name, start_date FROM asl_executions INDEXED BY asl_executions_replied \
+                 WHERE status = 'RUNNING' AND reply IS NOT NULL AND (driver IS NULL OR lease_until < ?1) \
+             UNION SELECT name, start_date FROM asl_executions INDEXED BY asl_executions_by_wake \
+                 WHERE status = 'RUNNING' AND wake_at <= ?1 AND (driver IS NULL OR lease_until < ?1) \
+             UNION SELECT name, start_date FROM asl_executions INDEXED BY asl_executions_by_deadline \
+                 WHERE status = 'RUNNING' AND deadline <= ?1 AND (driver IS NULL OR lease_until < ?1) \
              ORDER BY start_date",
         )?;
         let names = statement
@@ -535,29 +547,54 @@ impl Store {
     }
 }
 
-/// Appends events after the execution's last one, each pointing at its predecessor.
-fn append(tx: &Connection, name: &str, now: Timestamp, events: &[Event]) -> Result<(), AslError> {
-    let last: i64 = tx
-        .prepare_cached("SELECT last_event FROM asl_executions WHERE name = ?1")?
-        .query_row([name], |row| row.get(0))?;
-    let mut previous = last;
+/// After an update that moved `last_event` past `events` (`last`: its new value, or
+/// None when the driver no longer held the execution), records them. Whether the
+/// update happened.
+fn record_events(
+    tx: &Connection,
+    name: &str,
+    last: Option<i64>,
+    now: Timestamp,
+    events: &[Event],
+) -> Result<bool, AslError> {
+    match last {
+        Some(last) => {
+            append(tx, name, last - count(events), now, events)?;
+            Ok(true)
+        }
+        None => Ok(false),
+    }
+}
+
+fn count(events: &[Event]) -> i64 {
+    i64::try_from(events.len()).unwrap_or(i64::MAX)
+}
+
+/// Records events after the execution's event `previous`, each pointing at its
+/// predecessor. The execution's `last_event` already counts them.
+fn append(
+    tx: &Connection,
+    name: &str,
+    mut previous: i64,
+    now: Timestamp,
+    events: &[Event],
+) -> Result<(), AslError> {
+    let mut insert = tx.prepare_cached(
+        "INSERT INTO asl_history (execution, id, previous_id, timestamp, type, details) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?;
+    let timestamp = text(&now);
     for event in events {
         let id = previous + 1;
-        tx.prepare_cached(
-            "INSERT INTO asl_history (execution, id, previous_id, timestamp, type, details) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        )?
-        .execute(params![
+        insert.execute(params![
             name,
             id,
             previous,
-            text(&now),
+            timestamp,
             event.event_type,
             to_json(&event.details)
         ])?;
         previous = id;
     }
-    tx.prepare_cached("UPDATE asl_executions SET last_event = ?2 WHERE name = ?1")?
-        .execute(params![name, previous])?;
     Ok(())
 }
