@@ -267,16 +267,48 @@ pub fn connect(path: &Path) -> Result<SharedConnection, StoreError> {
         .context(&what)?;
     conn.pragma_update(None, "synchronous", "NORMAL")
         .context(&what)?;
-    // Fewer, larger checkpoints, and pages read through a memory map: a saga is many
-    // small transactions, and these keep each one cheap.
-    conn.pragma_update(None, "wal_autocheckpoint", 10_000)
+    // Checkpoints happen on a thread of their own (see `checkpoint_in_background`), not
+    // in the commit that crosses the threshold; pages are read through a memory map.
+    conn.pragma_update(None, "wal_autocheckpoint", 0)
         .context(&what)?;
     conn.pragma_update(None, "mmap_size", 256 * 1024 * 1024)
         .context(&what)?;
     conn.pragma_update(None, "cache_size", -64 * 1024)
         .context(&what)?;
     tracing::debug!(path = %path.display(), "opened the database");
-    Ok(SharedConnection::new(conn))
+    let shared = SharedConnection::new(conn);
+    checkpoint_in_background(path, &shared).context(&what)?;
+    Ok(shared)
+}
+
+/// How often the checkpointer copies the write-ahead log into the database.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
+
+/// Copies the write-ahead log into the database file on a thread with a connection of
+/// its own, for as long as `shared` lives, so that writers never wait for it. A
+/// passive checkpoint takes no lock a writer needs; when it has copied everything, the
+/// next writer starts the log afresh, which keeps it small. (The last connection to
+/// close checkpoints what is left.)
+fn checkpoint_in_background(path: &Path, shared: &SharedConnection) -> rusqlite::Result<()> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    let alive = Arc::downgrade(&shared.0);
+    let spawned = std::thread::Builder::new()
+        .name("sqlite-checkpoint".into())
+        .spawn(move || {
+            while alive.strong_count() > 0 {
+                std::thread::sleep(CHECKPOINT_EVERY);
+                if let Err(err) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                    tracing::warn!(error = %err, "background checkpoint failed");
+                }
+            }
+        });
+    if let Err(err) = spawned {
+        // Without the thread, commits checkpoint as SQLite does by default.
+        tracing::warn!(error = %err, "no checkpoint thread; checkpointing on commit");
+        shared.lock().pragma_update(None, "wal_autocheckpoint", 1000)?;
+    }
+    Ok(())
 }
 
 /// The stores' connection, with their tables.

@@ -44,14 +44,14 @@ CREATE INDEX IF NOT EXISTS asl_executions_by_phase ON asl_executions (status, ph
 CREATE INDEX IF NOT EXISTS asl_executions_replied ON asl_executions (status) WHERE reply IS NOT NULL;
 CREATE INDEX IF NOT EXISTS asl_executions_by_wake ON asl_executions (status, wake_at);
 CREATE INDEX IF NOT EXISTS asl_executions_by_deadline ON asl_executions (status, deadline);
+-- The events of one transition in one row (ids first_id, first_id + 1, ...): a state
+-- records several events at once, and one row each would cost a write each.
 CREATE TABLE IF NOT EXISTS asl_history (
     execution   TEXT NOT NULL,
-    id          INTEGER NOT NULL,
-    previous_id INTEGER NOT NULL,
+    first_id    INTEGER NOT NULL,
     timestamp   TEXT NOT NULL,
-    type        TEXT NOT NULL,
-    details     TEXT NOT NULL,
-    PRIMARY KEY (execution, id)
+    events      TEXT NOT NULL,
+    PRIMARY KEY (execution, first_id)
 );
 ";
 
@@ -121,8 +121,9 @@ pub struct HistoryEvent {
 }
 
 /// An event about to be recorded.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub(crate) struct Event {
+    #[serde(rename = "type")]
     pub(crate) event_type: String,
     pub(crate) details: Value,
 }
@@ -520,30 +521,32 @@ impl Store {
     pub(crate) fn history(&self, name: &str) -> Result<Vec<HistoryEvent>, AslError> {
         let connection = self.lock();
         let mut statement = connection.prepare_cached(
-            "SELECT id, previous_id, timestamp, type, details FROM asl_history WHERE execution = ?1 ORDER BY id",
+            "SELECT first_id, timestamp, events FROM asl_history WHERE execution = ?1 ORDER BY first_id",
         )?;
         let rows = statement
             .query_map([name], |row| {
                 Ok((
-                    row.get(0)?,
-                    row.get(1)?,
+                    row.get::<_, i64>(0)?,
+                    row.get::<_, String>(1)?,
                     row.get::<_, String>(2)?,
-                    row.get(3)?,
-                    row.get::<_, String>(4)?,
                 ))
             })?
             .collect::<Result<Vec<_>, _>>()?;
-        rows.into_iter()
-            .map(|(id, previous_event_id, timestamp, event_type, details)| {
-                Ok(HistoryEvent {
+        let mut history = Vec::new();
+        for (first_id, timestamp, events) in rows {
+            let timestamp = time(&timestamp)?;
+            let events: Vec<Event> = json(&events)?;
+            for (id, event) in (first_id..).zip(events) {
+                history.push(HistoryEvent {
                     id,
-                    previous_event_id,
-                    timestamp: time(&timestamp)?,
-                    event_type,
-                    details: json(&details)?,
-                })
-            })
-            .collect()
+                    previous_event_id: id - 1,
+                    timestamp,
+                    event_type: event.event_type,
+                    details: event.details,
+                });
+            }
+        }
+        Ok(history)
     }
 }
 
@@ -575,26 +578,16 @@ fn count(events: &[Event]) -> i64 {
 fn append(
     tx: &Connection,
     name: &str,
-    mut previous: i64,
+    previous: i64,
     now: Timestamp,
     events: &[Event],
 ) -> Result<(), AslError> {
-    let mut insert = tx.prepare_cached(
-        "INSERT INTO asl_history (execution, id, previous_id, timestamp, type, details) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-    )?;
-    let timestamp = text(&now);
-    for event in events {
-        let id = previous + 1;
-        insert.execute(params![
-            name,
-            id,
-            previous,
-            timestamp,
-            event.event_type,
-            to_json(&event.details)
-        ])?;
-        previous = id;
+    if events.is_empty() {
+        return Ok(());
     }
+    tx.prepare_cached(
+        "INSERT INTO asl_history (execution, first_id, timestamp, events) VALUES (?1, ?2, ?3, ?4)",
+    )?
+    .execute(params![name, previous + 1, text(&now), to_json(&events)])?;
     Ok(())
 }
