@@ -306,7 +306,9 @@ fn checkpoint_in_background(path: &Path, shared: &SharedConnection) -> rusqlite:
     if let Err(err) = spawned {
         // Without the thread, commits checkpoint as SQLite does by default.
         tracing::warn!(error = %err, "no checkpoint thread; checkpointing on commit");
-        shared.lock().pragma_update(None, "wal_autocheckpoint", 1000)?;
+        shared
+            .lock()
+            .pragma_update(None, "wal_autocheckpoint", 1000)?;
     }
     Ok(())
 }

@@ -9,6 +9,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
 use ewf_domain::entry::FunctionError;
 use serde_json::{Value, json};
+use std::sync::Mutex;
 use std::time::Duration;
 use ulid::Ulid;
 
@@ -129,6 +130,7 @@ impl Executions {
             machine,
             invoker,
             driver,
+            unsaved: Mutex::default(),
         }
         .drive(name)
         .await
@@ -236,6 +238,7 @@ impl Executions {
                 machine,
                 invoker,
                 driver,
+                unsaved: Mutex::default(),
             }
             .drive(name)
             .await
@@ -292,7 +295,7 @@ impl Step {
 
 /// How a driver goes on after a step.
 enum Next {
-    /// At this cursor, which it has just stored.
+    /// At this cursor (stored, or to be stored with the driver's unsaved events).
     At(Cursor),
     /// From the execution as stored (something else may have changed it).
     Reload,
@@ -310,11 +313,42 @@ struct Driver<'a> {
     machine: &'a StateMachine,
     invoker: &'a dyn TaskInvoker,
     driver: String,
+    /// Events of transitions not stored yet. A transition from one state to the next is
+    /// stored with the next write the driver has to make (a task token, a retry, a
+    /// wait, the end): one write for a run of states instead of one each. Were the
+    /// process to stop in between, the execution would resume from the last stored
+    /// state and invoke its (idempotent) functions again.
+    unsaved: Mutex<Vec<Event>>,
 }
 
 impl Driver<'_> {
     fn store(&self) -> &Store {
         &self.executions.store
+    }
+
+    /// The unsaved events followed by `events`, taking the unsaved ones.
+    fn with_unsaved(&self, events: &[Event]) -> Vec<Event> {
+        let mut unsaved = std::mem::take(
+            &mut *self
+                .unsaved
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner()),
+        );
+        unsaved.extend_from_slice(events);
+        unsaved
+    }
+
+    /// Stores the execution at `cursor` with the unsaved events and `events`; false
+    /// when the driver no longer holds it.
+    fn save(
+        &self,
+        name: &str,
+        cursor: &Cursor,
+        events: &[Event],
+        now: Timestamp,
+    ) -> Result<bool, AslError> {
+        self.store()
+            .save(name, &self.driver, cursor, &self.with_unsaved(events), now)
     }
 
     async fn drive(&self, name: &str) -> Result<ExecutionSummary, AslError> {
@@ -385,11 +419,11 @@ impl Driver<'_> {
                             .ok_or_else(|| unknown_state(name, &next))?;
                         events.push(entered(target, &next, &output));
                         tracing::debug!(execution = name, from, to = %next, "transition");
-                        let cursor = Cursor::enter(&next, output, now);
-                        let saved = self
-                            .store()
-                            .save(name, &self.driver, &cursor, &events, now)?;
-                        Ok(if saved { Next::At(cursor) } else { Next::Stop })
+                        self.unsaved
+                            .lock()
+                            .unwrap_or_else(|poisoned| poisoned.into_inner())
+                            .append(&mut events);
+                        Ok(Next::At(Cursor::enter(&next, output, now)))
                     }
                 }
             }
@@ -408,10 +442,7 @@ impl Driver<'_> {
                     wake_at: None,
                     ..record.cursor.clone()
                 };
-                if !self
-                    .store()
-                    .save(name, &self.driver, &cursor, &events, now)?
-                {
+                if !self.save(name, &cursor, &events, now)? {
                     return Ok(Next::Stop);
                 }
                 tokio::time::sleep(self.executions.scaled(delay)).await;
@@ -423,7 +454,7 @@ impl Driver<'_> {
                     wake_at: Some(until),
                     ..record.cursor.clone()
                 };
-                if !self.store().save(name, &self.driver, &cursor, &[], now)? {
+                if !self.save(name, &cursor, &[], now)? {
                     return Ok(Next::Stop);
                 }
                 // Let go while sleeping, so that another process may finish the Wait if
@@ -437,6 +468,7 @@ impl Driver<'_> {
                 )?))
             }
             Step::Suspend => {
+                // The task's cursor is stored (with the token, before the invocation).
                 // Released: the token's reply will resume it. Not released: the reply
                 // came while the function ran, or another driver took over.
                 Ok(continue_if(!self.store().release(name, &self.driver)?))
@@ -474,7 +506,7 @@ impl Driver<'_> {
                 output,
                 failure,
             },
-            &events,
+            &self.with_unsaved(&events),
             Utc::now(),
         )?;
         // Either way the loop reloads the execution and returns it as it ended.
@@ -638,11 +670,7 @@ impl Driver<'_> {
         // A callback needs its token stored before the function can pass it on. A plain
         // invocation's events are stored with its outcome instead: one write per state,
         // and a crash before it re-invokes an idempotent function.
-        if token.is_some()
-            && !self
-                .store()
-                .save(name, &self.driver, &submitting, &events, now)?
-        {
+        if token.is_some() && !self.save(name, &submitting, &events, now)? {
             return Ok(Step::Lost);
         }
         let payload = parameters
@@ -672,9 +700,7 @@ impl Driver<'_> {
                     task,
                     json!({ "output": output.to_string() }),
                 );
-                let saved =
-                    self.store()
-                        .save(name, &self.driver, &waiting, &[submitted], Utc::now())?;
+                let saved = self.save(name, &waiting, &[submitted], Utc::now())?;
                 Ok(if saved { Step::Suspend } else { Step::Lost })
             }
             (Ok(output), false) => Ok(self.succeeded(record, state, task, output).after(events)),
