@@ -4,6 +4,7 @@
 use async_trait::async_trait;
 use aws_sdk_geoplaces::error::DisplayErrorContext;
 use aws_sdk_geoplaces::operation::geocode::GeocodeError;
+use aws_sdk_georoutes::operation::calculate_routes::CalculateRoutesError;
 use ewf_domain::ports::Estimator;
 use ewf_domain::{Address, Estimate, Money, ServiceError};
 use tokio::sync::OnceCell;
@@ -71,7 +72,7 @@ impl LocationEstimator {
         self.depot_position
             .get_or_try_init(|| async {
                 self.locate(&self.depot).await?.ok_or_else(|| {
-                    ServiceError::Unavailable(format!(
+                    ServiceError::Misconfigured(format!(
                         "the depot address {:?} cannot be located; check DELIVERY_ORIGIN_ADDRESS",
                         self.depot.as_str()
                     ))
@@ -86,19 +87,32 @@ impl LocationEstimator {
         from: &Position,
         to: &Position,
     ) -> Result<Option<(i64, i64)>, ServiceError> {
-        let output = self
+        let result = self
             .routes
             .calculate_routes()
             .set_origin(Some(from.clone()))
             .set_destination(Some(to.clone()))
             .send()
-            .await
-            .map_err(|err| {
-                ServiceError::Unavailable(format!(
+            .await;
+        let output = match result {
+            Ok(output) => output,
+            // Positions Amazon Location will not route between (across a sea, too far):
+            // the address cannot be reached, and asking again will not change that.
+            Err(err)
+                if matches!(
+                    err.as_service_error(),
+                    Some(CalculateRoutesError::ValidationException(_))
+                ) =>
+            {
+                return Ok(None);
+            }
+            Err(err) => {
+                return Err(ServiceError::Unavailable(format!(
                     "Amazon Location CalculateRoutes failed: {}",
                     aws_sdk_georoutes::error::DisplayErrorContext(err)
-                ))
-            })?;
+                )));
+            }
+        };
         let summary = output.routes().first().and_then(|route| route.summary());
         Ok(summary.map(|summary| (summary.distance(), summary.duration())))
     }

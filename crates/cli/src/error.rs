@@ -59,11 +59,13 @@ impl From<ServiceError> for CliError {
         let exit = match &err {
             ServiceError::BadInput { .. } => Exit::Usage,
             ServiceError::NotFound { .. } => Exit::NotFound,
+            ServiceError::Misconfigured(_) => Exit::Config,
             _ => Exit::Service,
         };
         let next = match &err {
             ServiceError::Conflict { .. } => "check the order with `ewf order describe`",
             ServiceError::Unavailable(_) => "retry; if it persists, look at `ewf events --order`",
+            ServiceError::Misconfigured(_) => "fix the function's settings and deploy again",
             _ => "check the ids and values given",
         };
         Self::new(exit, err.to_string()).hint(next)

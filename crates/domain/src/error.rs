@@ -33,6 +33,10 @@ pub enum ServiceError {
     /// A dependency failed; retrying later may succeed.
     #[error("service unavailable: {0}")]
     Unavailable(String),
+    /// The service is set up wrongly (a setting names something that does not exist):
+    /// retrying will not help, so a saga fails and compensates at once.
+    #[error("misconfigured: {0}")]
+    Misconfigured(String),
     /// A refusal recorded by an earlier attempt of the same step, replayed as it was.
     #[error("{}", .0.message)]
     Recorded(RecordedError),
@@ -90,6 +94,7 @@ impl ServiceError {
             Self::NotFound { .. } => 404,
             Self::Conflict { .. } => 409,
             Self::UnknownAction { .. } => 501,
+            Self::Misconfigured(_) => 500,
             Self::Unavailable(_) => 503,
             Self::Recorded(recorded) => recorded.status,
         }
@@ -105,6 +110,7 @@ impl ServiceError {
             Self::PaymentFailed { .. } => "PaymentFailed".into(),
             Self::UnknownAction { .. } => "UnknownAction".into(),
             Self::Unavailable(_) => "ServiceUnavailable".into(),
+            Self::Misconfigured(_) => "Misconfigured".into(),
             Self::Recorded(recorded) => recorded.name.clone(),
         }
     }

@@ -8,7 +8,8 @@ use std::fmt;
 use std::str::FromStr;
 
 string_enum!(
-    /// The detail-type of every event on the bus.
+    /// The detail-type of every event on the bus, in the order the saga emits them
+    /// (see [`DetailType::stage`]).
     DetailType {
         OrderCreated => "OrderCreated",
         ItemReserved => "ItemReserved",
@@ -46,6 +47,18 @@ string_enum!(
         Add => "Add",
     }
 );
+
+impl DetailType {
+    /// Where the event comes in a saga: an event is never emitted before one of an
+    /// earlier stage of the same order. EventBridge stamps events to the second, so
+    /// within one second this is what keeps an order's timeline in order.
+    pub fn stage(self) -> usize {
+        Self::ALL
+            .iter()
+            .position(|detail_type| *detail_type == self)
+            .unwrap_or(Self::ALL.len())
+    }
+}
 
 /// The source of the delivery outcome events, sent by the (external) logistics partner.
 pub const LOGISTICS_SOURCE: &str = "Logistics";
@@ -168,8 +181,7 @@ mod tests {
         for detail_type in DetailType::ALL {
             assert!(targets(*detail_type).any(|target| target == FunctionName::EventStore));
         }
-        let mut names: Vec<_> = RULES.iter().map(|rule| rule.target.as_str()).collect();
-        names.dedup();
+        let names: std::collections::HashSet<_> = RULES.iter().map(|rule| rule.target).collect();
         assert_eq!(names.len(), RULES.len());
     }
 

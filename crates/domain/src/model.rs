@@ -179,6 +179,9 @@ pub struct Delivery {
     pub order_id: OrderId,
     pub address: Address,
     pub status: DeliveryStatus,
+    /// Who hears how the delivery ends: the workflow (through its task token) or the
+    /// choreography (through an event).
+    pub mode: Mode,
     /// The Step Functions task token of a workflow waiting for this delivery.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub task_token: Option<String>,

@@ -78,6 +78,30 @@ where
     }
 }
 
+/// What a compensation finds of the step `key` it would undo: the step's recorded
+/// outcome, or `None` when the step was never performed. Then it never will be: `closed`
+/// is recorded as its outcome, so that an attempt arriving late (a task that timed out
+/// yet still ran, a redelivered event) replays `closed` and changes nothing. Undoing
+/// only what the order's own steps did keeps a compensation from releasing another
+/// order's stock or refunding a payment twice.
+pub async fn close<T: Serialize + DeserializeOwned>(
+    ledger: &dyn Ledger,
+    key: String,
+    closed: &T,
+) -> Result<Option<T>, ServiceError> {
+    let step = Step {
+        key,
+        outcome: to_outcome(closed)?,
+    };
+    match ledger.record(&step).await? {
+        Some(recorded) => replay(&step.key, recorded).map(Some),
+        None => {
+            tracing::info!(step = step.key, "step closed before it was performed");
+            Ok(None)
+        }
+    }
+}
+
 /// Publishes the events of a step after its write. A failure fails the invocation, and
 /// its retry replays the recorded events.
 pub async fn publish(bus: &dyn Bus, events: &[BusEvent]) -> Result<(), ServiceError> {
@@ -169,5 +193,36 @@ mod tests {
             assert_eq!(outcome, 0);
         }
         assert_eq!(draws.into_inner(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_closed_step_is_never_performed_and_a_performed_one_is_reported() {
+        let ledger = &MemoryLedger::default();
+        let stock = std::sync::Mutex::new(1);
+        let closed = "closed".to_string();
+        // Compensated before it ran: closed, and a late attempt replays the closure.
+        assert_eq!(
+            close(ledger, "Inventory#o-1#reserve".into(), &closed)
+                .await
+                .unwrap(),
+            None
+        );
+        assert_eq!(reserve(ledger, &stock).await.unwrap(), "closed");
+        assert_eq!(*stock.lock().unwrap(), 1);
+        // Closing again, or closing a step that was performed, reports its outcome.
+        assert_eq!(
+            close(ledger, "Inventory#o-1#reserve".into(), &closed)
+                .await
+                .unwrap(),
+            Some(closed.clone())
+        );
+        let other = &MemoryLedger::default();
+        reserve(other, &stock).await.unwrap();
+        assert_eq!(
+            close(other, "Inventory#o-1#reserve".into(), &closed)
+                .await
+                .unwrap(),
+            Some("reserved".to_string())
+        );
     }
 }

@@ -45,6 +45,7 @@ CREATE TABLE IF NOT EXISTS deliveries (
     order_id TEXT NOT NULL,
     address TEXT NOT NULL,
     status TEXT NOT NULL,
+    mode TEXT NOT NULL,
     task_token TEXT,
     created_at TEXT NOT NULL,
     updated_at TEXT NOT NULL,
@@ -84,6 +85,11 @@ CREATE TABLE IF NOT EXISTS ledger (
     outcome TEXT NOT NULL
 );
 ";
+
+/// The layout of the file, in SQLite's `user_version`: a file laid out by another
+/// version of ewf is refused rather than misread. Raise it when a table of the file
+/// changes, the local stack's tables included.
+pub const LAYOUT_VERSION: i64 = 2;
 
 /// Says what failed when SQLite fails.
 pub trait Context<T> {
@@ -336,7 +342,23 @@ impl Db {
             let tx = locked
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .context(what)?;
+            let layout: i64 = tx
+                .query_row("PRAGMA user_version", [], |row| row.get(0))
+                .context(what)?;
+            let empty: bool = tx
+                .query_row("SELECT count(*) = 0 FROM sqlite_schema", [], |row| {
+                    row.get(0)
+                })
+                .context(what)?;
+            if layout != LAYOUT_VERSION && !empty {
+                return Err(StoreError::new(format!(
+                    "the state file has layout {layout}, this ewf reads layout {LAYOUT_VERSION}: \
+                     it was written by another version of ewf; remove it to start afresh"
+                )));
+            }
             tx.execute_batch(SCHEMA).context(what)?;
+            tx.pragma_update(None, "user_version", LAYOUT_VERSION)
+                .context(what)?;
             tx.commit().context(what)?;
         }
         Ok(Self { conn })

@@ -2,7 +2,7 @@ use crate::db::{Context, Db, column, must_exist, parse_timestamp, timestamp};
 use async_trait::async_trait;
 use ewf_domain::ports::{DeliveryStore, Step};
 use ewf_domain::{
-    Address, CustomerId, Delivery, DeliveryStatus, OrderId, StoreError, Timestamp, WriteError,
+    Address, CustomerId, Delivery, DeliveryStatus, Mode, OrderId, StoreError, Timestamp, WriteError,
 };
 use rusqlite::{OptionalExtension, Row, params};
 
@@ -14,6 +14,7 @@ fn delivery(row: &Row<'_>) -> rusqlite::Result<Delivery> {
         order_id: column(row, "order_id", OrderId::parse)?,
         address: column(row, "address", Address::parse)?,
         status: column(row, "status", str::parse::<DeliveryStatus>)?,
+        mode: column(row, "mode", str::parse::<Mode>)?,
         task_token: row.get("task_token")?,
         created_at: column(row, "created_at", parse_timestamp)?,
         updated_at: column(row, "updated_at", parse_timestamp)?,
@@ -41,8 +42,8 @@ impl DeliveryStore for Db {
             let started = conn
                 .prepare_cached(
                     "INSERT INTO deliveries
-                     (customer_id, order_id, address, status, task_token, created_at, updated_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT DO NOTHING",
+                     (customer_id, order_id, address, status, mode, task_token, created_at, updated_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT DO NOTHING",
                 )
                 .context("cannot prepare a statement")?
                 .execute(params![
@@ -51,6 +52,7 @@ impl DeliveryStore for Db {
                     delivery.address.as_str(),
                     // Every delivery starts out on its way.
                     DeliveryStatus::Delivering.as_str(),
+                    delivery.mode.as_str(),
                     delivery.task_token,
                     timestamp(&delivery.created_at),
                     timestamp(&delivery.updated_at),

@@ -60,6 +60,7 @@ fn delivery() -> Delivery {
         order_id: order_id(),
         address: Address::parse("St Paul's Churchyard, London").unwrap(),
         status: DeliveryStatus::Delivering,
+        mode: Mode::Workflow,
         task_token: None,
         created_at: at(100),
         updated_at: at(100),

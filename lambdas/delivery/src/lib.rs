@@ -276,8 +276,9 @@ impl DeliveryService {
         Ok(detail)
     }
 
+    /// Starts a delivery by hand: its outcome is announced on the bus.
     async fn start(&self, order: &OrderRef, address: Address) -> Result<Delivery, ServiceError> {
-        let delivery = self.new_delivery(order, address);
+        let delivery = self.new_delivery(order, address, Mode::Events);
         match self.store.start(&delivery, None).await {
             Ok(()) => Ok(delivery),
             Err(err) => {
@@ -300,7 +301,7 @@ impl DeliveryService {
             .ok_or_else(|| {
                 ServiceError::bad_input("delivery", "the order has no delivery address")
             })?;
-        let delivery = self.new_delivery(&detail.order_ref(), address.clone());
+        let delivery = self.new_delivery(&detail.order_ref(), address.clone(), mode);
         let announce = || match mode {
             Mode::Events => vec![BusEvent::new(
                 FunctionName::Delivery,
@@ -352,12 +353,9 @@ impl DeliveryService {
                 // Refused: the delivery is missing or no longer under way.
                 Refusal::of(err)?;
                 let current = self.describe(order).await?;
-                // A workflow may have missed the first resumption; a second is harmless.
-                if let (Some(token), Some(finished)) =
-                    (&current.task_token, Outcome::of(current.status))
-                {
-                    self.resume(token, finished).await?;
-                }
+                // The first announcement may have failed after the delivery was marked
+                // finished (its caller then retries); a second one is harmless.
+                self.announce(&current).await?;
                 Err(ServiceError::conflict(
                     "DeliveryFinished",
                     format!(
@@ -434,9 +432,12 @@ impl DeliveryService {
         let Some(outcome) = Outcome::of(delivery.status) else {
             return Ok(());
         };
-        match &delivery.task_token {
-            Some(token) => self.resume(token, outcome).await,
-            None => {
+        match (&delivery.task_token, delivery.mode) {
+            (Some(token), _) => self.resume(token, outcome).await,
+            // Not waiting yet: the workflow's `await` finds the delivery finished and
+            // resumes at once. The choreography must not hear of a workflow's delivery.
+            (None, Mode::Workflow) => Ok(()),
+            (None, Mode::Events) => {
                 let order = OrderRef {
                     customer_id: delivery.customer_id.clone(),
                     order_id: delivery.order_id.clone(),
@@ -454,13 +455,14 @@ impl DeliveryService {
         Ok(())
     }
 
-    fn new_delivery(&self, order: &OrderRef, address: Address) -> Delivery {
+    fn new_delivery(&self, order: &OrderRef, address: Address, mode: Mode) -> Delivery {
         let now = self.clock.now();
         Delivery {
             customer_id: order.customer_id.clone(),
             order_id: order.order_id.clone(),
             address,
             status: DeliveryStatus::Delivering,
+            mode,
             task_token: None,
             created_at: now,
             updated_at: now,

@@ -4,6 +4,7 @@
 use async_trait::async_trait;
 use chrono::SecondsFormat;
 use ewf_domain::entry::{EventInput, Function, Input, Invocation, Reply};
+use ewf_domain::events::DetailType;
 use ewf_domain::ports::EventStore;
 use ewf_domain::{ServiceError, StoredEvent};
 use serde_json::{Value, json};
@@ -29,10 +30,12 @@ impl Command {
 }
 
 /// The event as the store keeps it. `who` is the customer, else the item, else the
-/// source; `timeWhat` sorts by time and is unique through the event id, so a redelivered
-/// event has the same key as the first delivery. The time keeps all nine digits of its
-/// nanoseconds, always written, so that the text sorts as the time does even for events
-/// published within one millisecond (the local bus stamps them to the nanosecond).
+/// source; `timeWhat` is `<time>#<stage>#<detail-type>#<event id>`: it sorts by time,
+/// then by the event's stage in the saga (EventBridge stamps events to the second, and
+/// a saga takes less), and is unique through the event id, so a redelivered event has
+/// the same key as the first delivery. The time keeps all nine digits of its
+/// nanoseconds, always written, so that the text sorts as the time does (the local bus
+/// stamps events to the nanosecond).
 pub fn stored_event(event: &EventInput) -> Result<StoredEvent, ServiceError> {
     if event.id.trim().is_empty() {
         return Err(ServiceError::bad_input(
@@ -55,7 +58,12 @@ pub fn stored_event(event: &EventInput) -> Result<StoredEvent, ServiceError> {
     let time = event.time.to_rfc3339_opts(SecondsFormat::Nanos, true);
     Ok(StoredEvent {
         who,
-        time_what: format!("{time}#{}#{}", event.detail_type, event.id),
+        time_what: format!(
+            "{time}#{:02}#{}#{}",
+            stage(event),
+            event.detail_type,
+            event.id
+        ),
         event_id: event.id.clone(),
         digest: digest(event),
         event_time: event.time,
@@ -64,6 +72,13 @@ pub fn stored_event(event: &EventInput) -> Result<StoredEvent, ServiceError> {
         event_detail: event.detail.to_string(),
         order_id: text("orderId").map(str::to_owned),
     })
+}
+
+/// The event's stage in the saga; other events come after every stage.
+fn stage(event: &EventInput) -> usize {
+    event
+        .known_type()
+        .map_or(DetailType::ALL.len(), DetailType::stage)
 }
 
 /// The content's identity: a step that is retried re-emits its events unchanged.

@@ -66,7 +66,7 @@ async fn an_event_is_stored_under_its_customer_and_time() {
     assert_eq!(event.who, "C#customer-1");
     assert_eq!(
         event.time_what,
-        "2026-01-01T12:00:00.000000000Z#OrderCreated#6a7e8feb-b491-4cf7-a9f1-bf3703467718"
+        "2026-01-01T12:00:00.000000000Z#00#OrderCreated#6a7e8feb-b491-4cf7-a9f1-bf3703467718"
     );
     assert_eq!(
         (event.event_source.as_str(), event.detail_type.as_str()),
@@ -202,6 +202,47 @@ async fn events_published_within_one_millisecond_keep_their_order() {
         timeline[1]
             .time_what
             .starts_with("2026-01-01T12:00:01.000000000Z#")
+    );
+}
+
+#[tokio::test]
+async fn events_stamped_in_the_same_second_keep_the_order_of_the_saga() {
+    // EventBridge stamps events to the second: a whole saga may share one time.
+    let harness = Harness::new();
+    let detail = fixture()["detail"].clone();
+    let arrivals = [
+        ("e-1", "DeliveryStarted"),
+        ("e-2", "OrderCreated"),
+        ("e-3", "PaymentMade"),
+        ("e-4", "ItemReserved"),
+        ("e-5", "ItemRemoved"),
+        ("e-6", "ItemDescribed"),
+    ];
+    for (id, detail_type) in arrivals {
+        let event = event(
+            id,
+            "2026-01-01T12:00:00Z",
+            detail_type,
+            distinct(&detail, id),
+        );
+        harness.call(event).await.unwrap();
+    }
+    let types: Vec<_> = harness
+        .timeline()
+        .await
+        .into_iter()
+        .map(|event| event.detail_type)
+        .collect();
+    assert_eq!(
+        types,
+        [
+            "OrderCreated",
+            "ItemReserved",
+            "ItemDescribed",
+            "PaymentMade",
+            "ItemRemoved",
+            "DeliveryStarted"
+        ]
     );
 }
 

@@ -9,8 +9,6 @@ use ewf_domain::step::{self, Refusal};
 use ewf_domain::{
     Failure, Item, ItemId, Mode, OrderDetail, OrderStatus, RecordedError, ServiceError, StockMove,
 };
-use serde::Serialize;
-use serde::de::DeserializeOwned;
 use std::sync::Arc;
 
 const SOURCE: FunctionName = FunctionName::Inventory;
@@ -181,28 +179,15 @@ impl InventoryService {
                 action: Action::Move(movement),
                 order,
                 mode,
-            } => match mode {
-                Mode::Events => {
-                    let events = self
-                        .move_stock(
-                            movement,
-                            &order,
-                            || vec![announced(Action::Move(movement), &order)],
-                            |refused| refusal_events(movement, &order, refused),
-                        )
-                        .await?;
-                    step::announce(&*self.bus, events).await
+            } => {
+                let moved = self.move_for_order(movement, &order).await?;
+                match mode {
+                    Mode::Events => {
+                        step::announce(&*self.bus, move_events(movement, &order, moved)).await
+                    }
+                    Mode::Workflow => Reply::outcome(moved.map(|()| order)),
                 }
-                Mode::Workflow => Reply::outcome(
-                    self.move_stock(
-                        movement,
-                        &order,
-                        || Ok(order.clone()),
-                        |refused| Err(RecordedError::from(refused)),
-                    )
-                    .await?,
-                ),
-            },
+            }
         }
     }
 
@@ -213,54 +198,112 @@ impl InventoryService {
             .ok_or_else(|| ServiceError::not_found("Item", id))
     }
 
-    /// Performs the order's stock move as its saga step, with the outcome to record
-    /// on success and the one to record on a refusal.
-    async fn move_stock<T: Serialize + DeserializeOwned>(
+    /// Performs the order's stock move as its saga step. A compensation undoes only
+    /// what the order's own steps did, so it first closes the steps it would undo.
+    async fn move_for_order(
         &self,
         movement: StockMove,
         order: &OrderDetail,
-        success: impl FnOnce() -> T,
-        on_refusal: impl FnOnce(ServiceError) -> T,
-    ) -> Result<T, ServiceError> {
+    ) -> Result<Moved, ServiceError> {
+        let (undone, consumed) = match movement {
+            StockMove::Unreserve => (StockMove::Reserve, Some(StockMove::Remove)),
+            StockMove::Return => (StockMove::Remove, None),
+            StockMove::Reserve | StockMove::Remove => return self.perform(movement, order).await,
+        };
+        let held = self.close(order, undone).await? == Some(Ok(()));
+        // A reservation that was sold is no longer there to release.
+        let sold = match consumed {
+            Some(consumed) => self.close(order, consumed).await? == Some(Ok(())),
+            None => false,
+        };
+        if !held || sold {
+            tracing::info!(order = %order.order_id, ?movement, "nothing of the order's to undo");
+            return Ok(Ok(()));
+        }
+        self.perform(movement, order).await
+    }
+
+    /// The order's step `movement`, performed once.
+    async fn perform(
+        &self,
+        movement: StockMove,
+        order: &OrderDetail,
+    ) -> Result<Moved, ServiceError> {
         let item_id = &order.item_id;
         step::perform(
             &*self.ledger,
             Step::key(SOURCE, &order.order_id, move_name(movement)),
-            success,
+            || Ok(()),
             |step| async move {
                 self.store
                     .apply(item_id, movement, Some(&step))
                     .await
                     .map(|_moved| ())
             },
-            |refusal| on_refusal(refusal_error(movement, item_id, refusal)),
+            |refusal| Err(refusal_error(movement, item_id, refusal).into()),
+        )
+        .await
+    }
+
+    /// Closes the order's step `movement` (see [`step::close`]); its outcome if it ran.
+    async fn close(
+        &self,
+        order: &OrderDetail,
+        movement: StockMove,
+    ) -> Result<Option<Moved>, ServiceError> {
+        let closed: Moved = Err(ServiceError::conflict(
+            "OrderCompensated",
+            format!(
+                "order {} was compensated before its item could be moved ({})",
+                order.order_id,
+                move_name(movement)
+            ),
+        )
+        .into());
+        step::close(
+            &*self.ledger,
+            Step::key(SOURCE, &order.order_id, move_name(movement)),
+            &closed,
         )
         .await
     }
 }
 
+/// What an order's stock move came to, as its step records it: the stock moved, or
+/// why not. Events and replies are made from it, so a replay makes the same ones.
+type Moved = Result<(), RecordedError>;
+
 fn announced(action: Action, order: &OrderDetail) -> BusEvent {
     BusEvent::new(SOURCE, action.announcement(), order)
 }
 
-/// What the choreography hears of a refused move. A refused reservation ends the
-/// order; any other refusal means there is nothing left to move, so nothing is said.
-fn refusal_events(
-    movement: StockMove,
-    order: &OrderDetail,
-    refused: ServiceError,
-) -> Vec<BusEvent> {
-    let reason = refused.to_string();
-    if movement != StockMove::Reserve {
-        tracing::warn!(order = %order.order_id, %reason, "stock move refused; nothing to announce");
-        return Vec::new();
+/// What the choreography hears of an order's stock move. A refused reservation ends
+/// the order. A refused release still completes the compensation, so that the order
+/// reaches its final status; a refused removal leaves nothing to announce.
+fn move_events(movement: StockMove, order: &OrderDetail, moved: Moved) -> Vec<BusEvent> {
+    let action = Action::Move(movement);
+    let refused = match moved {
+        Ok(()) => return vec![announced(action, order)],
+        Err(refused) => refused,
+    };
+    match movement {
+        StockMove::Reserve => {
+            let mut failed = order.clone();
+            failed.failure = Some(Failure {
+                status: OrderStatus::ItemNotAvailable,
+                reason: refused.message,
+            });
+            vec![BusEvent::new(SOURCE, DetailType::ItemNotAvailable, &failed)]
+        }
+        StockMove::Unreserve | StockMove::Return => {
+            tracing::warn!(order = %order.order_id, reason = %refused.message, "stock move refused; the compensation goes on");
+            vec![announced(action, order)]
+        }
+        StockMove::Remove => {
+            tracing::warn!(order = %order.order_id, reason = %refused.message, "stock move refused; nothing to announce");
+            Vec::new()
+        }
     }
-    let mut failed = order.clone();
-    failed.failure = Some(Failure {
-        status: OrderStatus::ItemNotAvailable,
-        reason,
-    });
-    vec![BusEvent::new(SOURCE, DetailType::ItemNotAvailable, &failed)]
 }
 
 #[async_trait]

@@ -12,8 +12,6 @@ use ewf_domain::{
     Failure, Mode, Money, OrderDetail, OrderId, OrderStatus, PAYMENT_METHOD, Payment, PaymentId,
     PaymentStatus, RecordedError, ServiceError,
 };
-use serde::Serialize;
-use serde::de::DeserializeOwned;
 use std::sync::{Arc, OnceLock};
 
 const SOURCE: FunctionName = FunctionName::Payment;
@@ -56,12 +54,8 @@ pub enum Command {
         amount: Money,
         mode: Mode,
     },
-    /// Cancels an order's payment: on ItemReturned or for the workflow.
-    CancelOrder {
-        order: OrderDetail,
-        payment_id: PaymentId,
-        mode: Mode,
-    },
+    /// Refunds the payment the order made, if any: on ItemReturned or for the workflow.
+    CancelOrder { order: OrderDetail, mode: Mode },
 }
 
 impl Decode for Command {
@@ -98,7 +92,10 @@ impl Decode for Command {
                     mode: Mode::Events,
                 })
             }
-            DetailType::ItemReturned => Self::cancel_order(event.parse_detail()?, Mode::Events),
+            DetailType::ItemReturned => Ok(Self::CancelOrder {
+                order: event.parse_detail()?,
+                mode: Mode::Events,
+            }),
             _ => Err(event.not_handled_by(SOURCE)),
         }
     }
@@ -114,30 +111,23 @@ impl Decode for Command {
                     mode: Mode::Workflow,
                 })
             }
-            "cancel" => Self::cancel_order(invocation.order()?, Mode::Workflow),
+            "cancel" => Ok(Self::CancelOrder {
+                order: invocation.order()?,
+                mode: Mode::Workflow,
+            }),
             other => Err(ServiceError::unknown_action(other)),
         }
-    }
-}
-
-impl Command {
-    fn cancel_order(order: OrderDetail, mode: Mode) -> Result<Self, ServiceError> {
-        let payment_id = order
-            .payment_id()
-            .cloned()
-            .ok_or_else(|| ServiceError::bad_input(PaymentId::FIELD, "the order has no payment"))?;
-        Ok(Self::CancelOrder {
-            order,
-            payment_id,
-            mode,
-        })
     }
 }
 
 /// What the choreography charges: the item plus its delivery.
 fn order_total(order: &OrderDetail) -> Result<Money, ServiceError> {
     match (&order.item, &order.delivery) {
-        (Some(item), Some(delivery)) => check_amount(item.price + delivery.price),
+        (Some(item), Some(delivery)) => item
+            .price
+            .checked_add(delivery.price)
+            .ok_or_else(|| ServiceError::bad_input("detail", "the order's prices are too large"))
+            .and_then(check_amount),
         _ => Err(ServiceError::bad_input(
             "detail",
             "the order needs its item and delivery to be paid",
@@ -213,48 +203,25 @@ impl PaymentService {
                 order,
                 amount,
                 mode,
-            } => match mode {
-                Mode::Events => {
-                    let events = self
-                        .pay_step(&order.order_id, amount, |payment| {
-                            payment_events(&order, payment)
-                        })
-                        .await?;
-                    step::announce(&*self.bus, events).await
+            } => {
+                let paid = self.pay_step(&order.order_id, amount).await?;
+                match mode {
+                    Mode::Events => step::announce(&*self.bus, payment_events(&order, paid)).await,
+                    Mode::Workflow => {
+                        Reply::outcome(paid.and_then(|payment| paid_order(&order, payment)))
+                    }
                 }
-                Mode::Workflow => Reply::outcome(
-                    self.pay_step(&order.order_id, amount, |payment| paid(&order, payment))
-                        .await?,
-                ),
-            },
-            Command::CancelOrder {
-                order,
-                payment_id,
-                mode,
-            } => match mode {
-                Mode::Events => {
-                    let announced =
-                        || vec![BusEvent::new(SOURCE, DetailType::PaymentCanceled, &order)];
-                    // A payment gone or not PAID leaves nothing to cancel, nor to announce.
-                    let nothing = |refused: ServiceError| {
-                        tracing::warn!(order = %order.order_id, reason = %refused, "cancel refused");
-                        Vec::new()
-                    };
-                    let events = self
-                        .cancel_step(&order, &payment_id, announced, nothing)
-                        .await?;
-                    step::announce(&*self.bus, events).await
+            }
+            Command::CancelOrder { order, mode } => {
+                self.refund(&order).await?;
+                match mode {
+                    Mode::Events => {
+                        let canceled = BusEvent::new(SOURCE, DetailType::PaymentCanceled, &order);
+                        step::announce(&*self.bus, vec![canceled]).await
+                    }
+                    Mode::Workflow => Ok(Reply::ok(order)),
                 }
-                Mode::Workflow => Reply::outcome(
-                    self.cancel_step(
-                        &order,
-                        &payment_id,
-                        || Ok(order.clone()),
-                        |refused| Err(RecordedError::from(refused)),
-                    )
-                    .await?,
-                ),
-            },
+            }
         }
     }
 
@@ -276,21 +243,16 @@ impl PaymentService {
         }
     }
 
-    /// The order's payment step, with `outcome` rendering the payment as what to record.
-    async fn pay_step<T: Serialize + DeserializeOwned>(
-        &self,
-        order_id: &OrderId,
-        amount: Money,
-        outcome: impl Fn(Payment) -> T,
-    ) -> Result<T, ServiceError> {
+    /// The order's payment step: the payment made (PAID or FAILED), once.
+    async fn pay_step(&self, order_id: &OrderId, amount: Money) -> Result<Paid, ServiceError> {
         // Drawn on the step's first attempt only (a repeat replays what was recorded),
         // then shared by the write and its refusal.
         let drawn = OnceLock::new();
         let payment = || drawn.get_or_init(|| self.attempt(amount)).clone();
         step::perform(
             &*self.ledger,
-            Step::key(SOURCE, order_id, "pay"),
-            || outcome(payment()),
+            pay_key(order_id),
+            || Ok(payment()),
             |step| {
                 let payment = payment();
                 async move { self.store.create(&payment, Some(&step)).await }
@@ -298,7 +260,7 @@ impl PaymentService {
             // The only refusal is a clash of fresh ids, next to impossible: the order is
             // then declined rather than left waiting.
             |_| {
-                outcome(Payment {
+                Ok(Payment {
                     status: PaymentStatus::Failed,
                     ..payment()
                 })
@@ -307,18 +269,35 @@ impl PaymentService {
         .await
     }
 
-    /// The order's cancel step, with the outcome to record on success and on a refusal.
-    async fn cancel_step<T: Serialize + DeserializeOwned>(
-        &self,
-        order: &OrderDetail,
-        payment_id: &PaymentId,
-        success: impl FnOnce() -> T,
-        refused: impl FnOnce(ServiceError) -> T,
-    ) -> Result<T, ServiceError> {
+    /// Cancels the PAID payment of the order's payment step, once (step `cancel`). A
+    /// payment never made (its step is closed, so that it never will be), declined,
+    /// or already canceled leaves nothing to refund: the compensation is complete.
+    async fn refund(&self, order: &OrderDetail) -> Result<(), ServiceError> {
+        let closed: Paid = Err(ServiceError::conflict(
+            "OrderCompensated",
+            format!(
+                "order {} was compensated before it was paid",
+                order.order_id
+            ),
+        )
+        .into());
+        let paid = match step::close(&*self.ledger, pay_key(&order.order_id), &closed).await? {
+            Some(Ok(payment)) => {
+                (payment.status == PaymentStatus::Paid).then_some(payment.payment_id)
+            }
+            Some(Err(_)) => None,
+            // No step on record: a payment the order names is one its step made before
+            // the ledger let the step go.
+            None => order.payment_id().cloned(),
+        };
+        let Some(payment_id) = &paid else {
+            tracing::info!(order = %order.order_id, "no payment of the order's to refund");
+            return Ok(());
+        };
         step::perform(
             &*self.ledger,
             Step::key(SOURCE, &order.order_id, "cancel"),
-            success,
+            || (),
             |step| async move {
                 let now = self.clock.now();
                 self.store
@@ -326,14 +305,24 @@ impl PaymentService {
                     .await
                     .map(|_canceled| ())
             },
-            |refusal| refused(cancel_refused(payment_id, refusal)),
+            |refusal| {
+                tracing::warn!(order = %order.order_id, reason = %cancel_refused(payment_id, refusal),
+                    "payment no longer PAID; nothing to refund");
+            },
         )
         .await
     }
 }
 
+/// What an order's payment step came to, as recorded: the payment, or why there is none.
+type Paid = Result<Payment, RecordedError>;
+
+fn pay_key(order_id: &OrderId) -> String {
+    Step::key(SOURCE, order_id, "pay")
+}
+
 /// The workflow's answer: the order with its payment, or the declined payment.
-fn paid(order: &OrderDetail, payment: Payment) -> Result<OrderDetail, RecordedError> {
+fn paid_order(order: &OrderDetail, payment: Payment) -> Result<OrderDetail, RecordedError> {
     if payment.status != PaymentStatus::Paid {
         return Err(ServiceError::payment_failed(&payment).into());
     }
@@ -344,7 +333,15 @@ fn paid(order: &OrderDetail, payment: Payment) -> Result<OrderDetail, RecordedEr
 
 /// PaymentMade, or PaymentFailed with the failure that the compensation carries to
 /// the order; both with the payment.
-fn payment_events(order: &OrderDetail, payment: Payment) -> Vec<BusEvent> {
+fn payment_events(order: &OrderDetail, paid: Paid) -> Vec<BusEvent> {
+    let payment = match paid {
+        Ok(payment) => payment,
+        // Only the workflow's compensation closes a payment step before it runs.
+        Err(closed) => {
+            tracing::warn!(order = %order.order_id, reason = %closed.message, "no payment to announce");
+            return Vec::new();
+        }
+    };
     let mut detail = order.clone();
     let detail_type = if payment.status == PaymentStatus::Paid {
         DetailType::PaymentMade

@@ -14,8 +14,10 @@ use serde_json::Value;
 const STEP_KEY: &str = "stepKey";
 const OUTCOME: &str = "outcome";
 const EXPIRES_AT: &str = "expiresAt";
-/// Long after any retry or redelivery of the step could arrive.
-const RETENTION_DAYS: i64 = 30;
+/// Long after any retry or redelivery of the step could arrive, and after the saga's
+/// compensations could look for it (a workflow runs for 30 days at most; a delivery
+/// may be canceled long after it started).
+const RETENTION_DAYS: i64 = 365;
 
 #[derive(Clone, Debug)]
 pub struct DynamoLedger {
