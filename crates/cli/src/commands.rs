@@ -294,7 +294,10 @@ pub fn timeline_table(output: &Output, timeline: &Timeline) -> Table {
 
 async fn serve(global: &Global, output: &Output, port: u16) -> Result<()> {
     let target = LocalTarget::open(global.state_dir(), None)?;
-    let (listener, address) = ewf_local::serve::bind(port).await?;
+    let (listener, address) = ewf_local::serve::bind(port).await.map_err(|err| {
+        CliError::config(format!("cannot listen on 127.0.0.1:{port}: {err}"))
+            .hint("pick another --port, or --port 0 for any free one")
+    })?;
     output.print(&format!("http://{address}"));
     output.note(
         "serving the local stack's HTTP API (GET routes of the API, POST /order); Ctrl-C stops",

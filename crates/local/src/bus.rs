@@ -2,6 +2,12 @@
 //! (`ewf_domain::events::RULES`), keeps every delivery in SQLite until it is done (a
 //! crash loses none), delivers at least once with retries and backoff, and moves a
 //! delivery that keeps failing to the dead letters.
+//!
+//! Inside a batch (one transaction, see `ewf_sqlite::SharedConnection::batch`), the
+//! deliveries of what is published are kept in memory for the batch to hand over
+//! itself, and the batch stores those it did not get to before it commits: written and
+//! deleted in one transaction, they would only have cost their writes. A batch rolled
+//! back forgets them with everything else it did.
 
 use crate::db::{self, Db};
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -10,7 +16,8 @@ use ewf_domain::ports::{Bus, Clock, Random};
 use ewf_domain::{StoreError, Timestamp};
 use rusqlite::params;
 use serde_json::{Value, json};
-use std::sync::Arc;
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 /// Attempts before a delivery is dead-lettered (EventBridge retries a failing
 /// asynchronous invocation twice, so three in all).
@@ -41,7 +48,8 @@ CREATE TABLE IF NOT EXISTS bus_dead_letters (
 /// A delivery of one event to one function.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Delivery {
-    pub id: i64,
+    /// Its row; `None` for a delivery published in the open batch and not stored.
+    pub id: Option<i64>,
     pub target: FunctionName,
     /// The event in the EventBridge shape the function receives.
     pub event: Value,
@@ -64,6 +72,8 @@ pub struct LocalBus {
     random: Arc<dyn Random>,
     /// Test knob: deliver every event twice, as at-least-once delivery may.
     copies: usize,
+    /// Deliveries published in the open batch, not stored (see the module's notes).
+    unstored: Arc<Mutex<VecDeque<Delivery>>>,
 }
 
 fn stamp(time: Timestamp) -> String {
@@ -83,7 +93,12 @@ impl LocalBus {
             clock,
             random,
             copies: if duplicate { 2 } else { 1 },
+            unstored: Arc::default(),
         })
+    }
+
+    fn unstored(&self) -> MutexGuard<'_, VecDeque<Delivery>> {
+        self.unstored.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The event as EventBridge delivers it to a rule target.
@@ -104,8 +119,9 @@ impl LocalBus {
         })
     }
 
-    /// Claims up to `limit` deliveries that are due, oldest first, for
-    /// [`LEASE_SECONDS`]: one transaction for a batch keeps the bus's own writes few.
+    /// Claims up to `limit` deliveries that are due: stored ones first, oldest first,
+    /// for [`LEASE_SECONDS`] (one transaction for a batch keeps the bus's own writes
+    /// few), then those published in the open batch.
     pub fn claim(&self, limit: u32) -> Result<Vec<Delivery>, StoreError> {
         let now = self.clock.now();
         let rows = self.db.immediate(|tx| {
@@ -132,28 +148,73 @@ impl LocalBus {
             }
             Ok(rows)
         })?;
-        rows.into_iter()
+        let mut claimed = rows
+            .into_iter()
             .map(|(id, target, event, attempts)| {
                 let unreadable =
                     |err: &dyn std::fmt::Display| StoreError::new(format!("delivery {id}: {err}"));
                 Ok(Delivery {
-                    id,
+                    id: Some(id),
                     target: target.parse().map_err(|err| unreadable(&err))?,
                     event: serde_json::from_str(&event).map_err(|err| unreadable(&err))?,
                     attempts,
                 })
             })
-            .collect()
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let room = usize::try_from(limit).unwrap_or(usize::MAX) - claimed.len();
+        let mut unstored = self.unstored();
+        let taken = room.min(unstored.len());
+        claimed.extend(unstored.drain(..taken));
+        Ok(claimed)
+    }
+
+    /// Stores the deliveries published in the open batch that it did not hand over:
+    /// what the batch does last before it commits.
+    pub fn store_unstored(&self) -> Result<(), StoreError> {
+        let unstored: Vec<Delivery> = self.unstored().drain(..).collect();
+        let now = stamp(self.clock.now());
+        self.insert(unstored.iter().map(|delivery| (delivery, 0, now.as_str())))
+    }
+
+    /// Forgets the deliveries published in a batch that was rolled back.
+    pub fn forget_unstored(&self) {
+        self.unstored().clear();
+    }
+
+    /// Stores deliveries, each with its attempts so far and when it is due.
+    fn insert<'a>(
+        &self,
+        deliveries: impl IntoIterator<Item = (&'a Delivery, u32, &'a str)>,
+    ) -> Result<(), StoreError> {
+        self.db.immediate(|tx| {
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO bus_deliveries (target, event, attempts, not_before)
+                 VALUES (?1, ?2, ?3, ?4)",
+            )?;
+            for (delivery, attempts, not_before) in deliveries {
+                insert.execute(params![
+                    delivery.target.as_str(),
+                    delivery.event.to_string(),
+                    attempts,
+                    not_before
+                ])?;
+            }
+            Ok(())
+        })
     }
 
     /// The deliveries were handled: forget them.
-    pub fn complete(&self, delivered: &[i64]) -> Result<(), StoreError> {
-        if delivered.is_empty() {
+    pub fn complete(&self, delivered: &[Delivery]) -> Result<(), StoreError> {
+        let stored: Vec<i64> = delivered
+            .iter()
+            .filter_map(|delivery| delivery.id)
+            .collect();
+        if stored.is_empty() {
             return Ok(());
         }
         self.db.immediate(|tx| {
             let mut forget = tx.prepare_cached("DELETE FROM bus_deliveries WHERE id = ?1")?;
-            for id in delivered {
+            for id in stored {
                 forget.execute(params![id])?;
             }
             Ok(())
@@ -169,21 +230,26 @@ impl LocalBus {
     ) -> Result<(), StoreError> {
         let attempts = delivery.attempts + 1;
         let now = self.clock.now();
+        let Some(id) = delivery.id else {
+            // Never stored: stored now, to be retried (a first failure is never the last).
+            let retry_at = stamp(now + backoff_unit);
+            return self.insert([(delivery, attempts, retry_at.as_str())]);
+        };
         self.db.immediate(|tx| {
             if attempts >= MAX_ATTEMPTS {
                 tx.prepare_cached("INSERT INTO bus_dead_letters (id, target, event, attempts, last_error, dead_at)
                      SELECT id, target, event, ?2, ?3, ?4 FROM bus_deliveries WHERE id = ?1")?.execute(
-                    params![delivery.id, attempts, error, stamp(now)],
+                    params![id, attempts, error, stamp(now)],
                 )?;
                 tx.prepare_cached("DELETE FROM bus_deliveries WHERE id = ?1")?.execute(
-                    params![delivery.id],
+                    params![id],
                 )?;
             } else {
                 let delay = backoff_unit * 2_i32.pow(attempts - 1);
                 tx.prepare_cached("UPDATE bus_deliveries
                      SET attempts = ?2, last_error = ?3, not_before = ?4, claimed_until = NULL
                      WHERE id = ?1")?.execute(
-                    params![delivery.id, attempts, error, stamp(now + delay)],
+                    params![id, attempts, error, stamp(now + delay)],
                 )?;
             }
             Ok(())
@@ -228,23 +294,29 @@ impl LocalBus {
 impl Bus for LocalBus {
     async fn publish(&self, events: &[BusEvent]) -> Result<(), StoreError> {
         let now = self.clock.now();
-        let mut rows = Vec::new();
+        let mut deliveries = Vec::new();
         for event in events {
-            let envelope = self.envelope(event, now).to_string();
+            let envelope = self.envelope(event, now);
             for target in targets(event.detail_type) {
                 for _ in 0..self.copies {
-                    rows.push((target.as_str(), envelope.clone()));
+                    deliveries.push(Delivery {
+                        id: None,
+                        target,
+                        event: envelope.clone(),
+                        attempts: 0,
+                    });
                 }
             }
         }
-        self.db.immediate(|tx| {
-            let mut insert = tx.prepare_cached(
-                "INSERT INTO bus_deliveries (target, event, not_before) VALUES (?1, ?2, ?3)",
-            )?;
-            for (target, event) in &rows {
-                insert.execute(params![target, event, stamp(now)])?;
-            }
-            Ok(())
-        })
+        if self.db.in_batch() {
+            self.unstored().extend(deliveries);
+            return Ok(());
+        }
+        let now = stamp(now);
+        self.insert(
+            deliveries
+                .iter()
+                .map(|delivery| (delivery, 0, now.as_str())),
+        )
     }
 }

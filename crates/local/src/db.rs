@@ -23,6 +23,11 @@ impl Db {
         self.0.lock()
     }
 
+    /// Whether a batch of the process is open (see [`SharedConnection::batch`]).
+    pub fn in_batch(&self) -> bool {
+        self.0.in_batch()
+    }
+
     pub fn execute_batch(&self, sql: &str) -> Result<(), StoreError> {
         self.lock().execute_batch(sql).map_err(storage)
     }

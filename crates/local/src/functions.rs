@@ -25,6 +25,7 @@ pub struct Functions {
 }
 
 /// What the services are built from.
+#[derive(Clone)]
 pub struct Wiring {
     pub stores: SqliteStores,
     pub bus: LocalBus,

@@ -29,13 +29,9 @@ pub async fn serve(
 }
 
 /// Binds 127.0.0.1 (never another interface) on `port` (0: any free port).
-pub async fn bind(port: u16) -> Result<(tokio::net::TcpListener, SocketAddr), LocalError> {
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
-        .await
-        .map_err(|err| LocalError::Workflow(format!("cannot listen on 127.0.0.1:{port}: {err}")))?;
-    let address = listener
-        .local_addr()
-        .map_err(|err| LocalError::Workflow(format!("cannot read the listening address: {err}")))?;
+pub async fn bind(port: u16) -> std::io::Result<(tokio::net::TcpListener, SocketAddr)> {
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+    let address = listener.local_addr()?;
     Ok((listener, address))
 }
 
@@ -112,30 +108,43 @@ fn api_gateway_request(method: &Method, raw_path: &str) -> Value {
     })
 }
 
-#[derive(serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct CreateOrder {
-    customer_id: CustomerId,
-    item_id: ItemId,
+/// The body of `POST /order`, `{"customerId": ..., "itemId": ...}`; an error names the
+/// field at fault.
+fn create_order_request(body: &[u8]) -> Result<(CustomerId, ItemId), ServiceError> {
+    let request: Value = serde_json::from_slice(body)
+        .map_err(|err| ServiceError::bad_input("body", format!("must be a JSON object: {err}")))?;
+    let field = |name: &'static str| {
+        request
+            .get(name)
+            .and_then(Value::as_str)
+            .ok_or_else(|| ServiceError::bad_input(name, "is required, as a string"))
+    };
+    Ok((
+        field(CustomerId::FIELD)?.parse()?,
+        field(ItemId::FIELD)?.parse()?,
+    ))
 }
 
 /// `POST /order`: StartExecution, answered as API Gateway's service integration does.
 async fn start_workflow(stack: &LocalStack, body: &[u8]) -> Value {
-    let request: CreateOrder = match serde_json::from_slice(body) {
+    let (customer, item) = match create_order_request(body) {
         Ok(request) => request,
-        Err(err) => return error_response(&ServiceError::bad_input("body", err.to_string())),
+        Err(err) => return error_response(&err),
     };
-    match stack
-        .start_order(Mode::Workflow, &request.customer_id, &request.item_id)
-        .await
-    {
-        Ok(order_id) => http_response(
+    let started = match stack.start_order(Mode::Workflow, &customer, &item).await {
+        Ok(order_id) => stack.execution(&order_id),
+        Err(err) => Err(err),
+    };
+    match started {
+        Ok(Some(execution)) => http_response(
             200,
             &json!({
-                "executionArn": format!("arn:aws:states:local:000000000000:execution:OrderWorkflow:{order_id}"),
-                "orderId": order_id,
+                "executionArn": execution.execution_arn,
+                "startDate": execution.start_date,
+                "orderId": execution.name,
             }),
         ),
+        Ok(None) => error_response(&ServiceError::Unavailable("the execution vanished".into())),
         Err(LocalError::Service(err)) => error_response(&err),
         Err(err) => error_response(&ServiceError::Unavailable(err.to_string())),
     }

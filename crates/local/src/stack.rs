@@ -2,7 +2,7 @@
 //! AWS, on one machine. State lives in one SQLite file under the state directory, so one
 //! `ewf` command can create an order and the next deliver it.
 
-use crate::asl::{Executions, HistoryEvent, StateMachine};
+use crate::asl::{ExecutionSummary, Executions, HistoryEvent, StateMachine};
 use crate::bus::{DeadLetter, Delivery, LocalBus};
 use crate::db::Db;
 use crate::functions::{ExecutionCallback, Functions, Wiring};
@@ -14,12 +14,12 @@ use ewf_domain::{
     CustomerId, Item, ItemId, Mode, Order, OrderId, OrderRef, OrderStatus, Payment, PaymentId,
     ServiceError, StoreError, StoredEvent,
 };
-use ewf_sqlite::{SharedConnection, SqliteStores};
+use ewf_sqlite::{Batch, SharedConnection, SqliteStores};
 use rusqlite::{OptionalExtension, params};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 /// The state machine file, the same one the SAM template deploys.
@@ -72,20 +72,16 @@ pub struct SeedSummary {
 }
 
 struct Inner {
-    /// One turn at a time for work that writes: a drain's batch (one transaction for
-    /// many deliveries) must not take in a caller's write that the caller then reports
-    /// before the batch commits.
+    /// One turn at a time for work that writes (see [`Turn`]).
     turn: tokio::sync::Mutex<()>,
     connection: SharedConnection,
     db: Db,
-    stores: SqliteStores,
-    bus: LocalBus,
-    callback: Arc<ExecutionCallback>,
-    functions: RwLock<Arc<Functions>>,
+    /// What the services are made of.
+    wiring: Wiring,
+    /// The services, and the payment failure probability they were made with.
+    functions: RwLock<(f64, Arc<Functions>)>,
     executions: Arc<Executions>,
     machine: StateMachine,
-    clock: Arc<dyn Clock>,
-    random: Arc<dyn Random>,
 }
 
 #[derive(Clone)]
@@ -98,10 +94,12 @@ const RETRY_BACKOFF: chrono::Duration = chrono::Duration::milliseconds(20);
 const CLAIM_BATCH: u32 = 64;
 const BATCH_LIMIT: usize = 1024;
 const BATCH_TIME: Duration = Duration::from_millis(50);
-/// How long an order may take to settle, and how often to look while another drainer
-/// (a task or process) holds part of its saga.
+/// How long an order may take to settle, and how often to look again when nothing is
+/// due here (another process may be at work on it).
 const SETTLE_TIMEOUT: Duration = Duration::from_secs(60);
-const SETTLE_POLL: Duration = Duration::from_millis(1);
+const SETTLE_POLL: Duration = Duration::from_millis(10);
+/// The local state machine's name, as the template names it after its stack.
+pub const MACHINE_NAME: &str = "OrderWorkflow-local";
 
 const SETTINGS_SCHEMA: &str =
     "CREATE TABLE IF NOT EXISTS settings (name TEXT PRIMARY KEY, value TEXT NOT NULL);";
@@ -114,6 +112,68 @@ pub fn substitutions() -> HashMap<String, String> {
         .iter()
         .map(|name| (format!("{name}FunctionArn"), name.as_str().to_owned()))
         .collect()
+}
+
+/// One turn of the process's writes: one transaction (see
+/// [`SharedConnection::batch`]), taken in turns so that a caller's write never joins
+/// another's transaction and is reported before it commits. What is published in it
+/// is handed to its functions within it, and what is left is stored when it commits.
+/// Dropped unfinished (an error, an abandoned future), it is rolled back, as a crash
+/// would roll it back: its work is done again later.
+struct Turn<'a> {
+    stack: &'a Inner,
+    writes: Option<Batch>,
+    /// The services, as the settings of this turn's transaction have them.
+    functions: Arc<Functions>,
+    _turn: tokio::sync::MutexGuard<'a, ()>,
+}
+
+impl<'a> Turn<'a> {
+    async fn begin(stack: &'a Inner) -> Result<Self, LocalError> {
+        let turn = stack.turn.lock().await;
+        let writes = stack.connection.batch()?;
+        Ok(Self {
+            functions: stack.functions()?,
+            stack,
+            writes: Some(writes),
+            _turn: turn,
+        })
+    }
+
+    fn commit(mut self) -> Result<(), LocalError> {
+        self.stack.wiring.bus.store_unstored()?;
+        match self.writes.take() {
+            Some(writes) => Ok(writes.finish()?),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Turn<'_> {
+    fn drop(&mut self) {
+        if self.writes.take().is_some() {
+            self.stack.wiring.bus.forget_unstored();
+        }
+    }
+}
+
+impl Inner {
+    /// The services, made again if another process changed the failure probability.
+    fn functions(&self) -> Result<Arc<Functions>, LocalError> {
+        let probability = read_fail_probability(&self.db)?;
+        let mut functions = self
+            .functions
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        if functions.0 != probability {
+            let wiring = Wiring {
+                fail_probability: probability,
+                ..self.wiring.clone()
+            };
+            *functions = (probability, Arc::new(Functions::new(&wiring)));
+        }
+        Ok(functions.1.clone())
+    }
 }
 
 impl LocalStack {
@@ -135,101 +195,83 @@ impl LocalStack {
             random.clone(),
             options.duplicate_deliveries,
         )?;
-        let machine = StateMachine::parse(STATE_MACHINE, &substitutions())?;
+        let machine = StateMachine::parse(STATE_MACHINE, &substitutions())?.named(MACHINE_NAME);
         let executions = Arc::new(Executions::shared(stores.connection())?);
-        let callback = Arc::new(ExecutionCallback(executions.clone()));
-        let fail_probability = read_fail_probability(&db)?;
         let wiring = Wiring {
-            stores: stores.clone(),
-            bus: bus.clone(),
-            callback: callback.clone(),
-            clock: clock.clone(),
-            random: random.clone(),
-            fail_probability,
-        };
-        let functions = RwLock::new(Arc::new(Functions::new(&wiring)));
-        Ok(Self(Arc::new(Inner {
-            turn: tokio::sync::Mutex::new(()),
-            connection: stores.connection(),
-            db,
             stores,
             bus,
-            callback,
-            functions,
-            executions,
-            machine,
+            callback: Arc::new(ExecutionCallback(executions.clone())),
             clock,
             random,
+            fail_probability: read_fail_probability(&db)?,
+        };
+        Ok(Self(Arc::new(Inner {
+            turn: tokio::sync::Mutex::new(()),
+            connection: wiring.stores.connection(),
+            db,
+            functions: RwLock::new((wiring.fail_probability, Arc::new(Functions::new(&wiring)))),
+            wiring,
+            executions,
+            machine,
         })))
     }
 
-    fn functions(&self) -> Arc<Functions> {
-        self.0
-            .functions
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .clone()
-    }
-
-    /// Invokes a function with a raw payload (an API Gateway request, an event...).
+    /// Invokes a function with a raw payload (an API Gateway request, an event...), in
+    /// a turn of its own: its writes and what it publishes commit together.
     pub async fn invoke(
         &self,
         function: FunctionName,
         payload: Value,
     ) -> Result<Value, ewf_domain::entry::FunctionError> {
-        let _turn = self.0.turn.lock().await;
-        self.functions().invoke(function, payload).await
+        let unavailable = |err: LocalError| {
+            ewf_domain::entry::FunctionError::from(&ServiceError::Unavailable(err.to_string()))
+        };
+        let turn = Turn::begin(&self.0).await.map_err(unavailable)?;
+        let result = turn.functions.invoke(function, payload).await;
+        turn.commit().map_err(unavailable)?;
+        result
     }
 
-    /// Calls a function through its HTTP entry point, as API Gateway would.
-    pub async fn http(&self, function: FunctionName, path: &str) -> Result<Reply, ServiceError> {
+    /// Calls a function through its HTTP entry point, as API Gateway would, in a turn of
+    /// its own.
+    pub async fn http(&self, function: FunctionName, path: &str) -> Result<Reply, LocalError> {
         let request = HttpRequest::new("GET", path, None)?;
-        let _turn = self.0.turn.lock().await;
-        self.functions()
+        let turn = Turn::begin(&self.0).await?;
+        let result = turn
+            .functions
             .get(function)
             .handle(Input::Http(request))
-            .await
+            .await;
+        turn.commit()?;
+        Ok(result?)
     }
 
-    /// Runs everything that is due: bus deliveries, and executions with something to
-    /// do (a delivery's callback, a Wait or timeout that is over, a driver that died),
-    /// until nothing is left. Deliveries waiting for a retry are waited for; work that
-    /// another drainer holds is left to it.
+    /// Runs everything that is due now: bus deliveries, and executions with something
+    /// to do (a new execution, a delivery's callback, a retry, a Wait or a timeout that
+    /// is over), and what they make due, until nothing is left.
     pub async fn drain(&self) -> Result<(), LocalError> {
-        let functions = self.functions();
-        loop {
-            if self.run_batch(&functions).await? {
-                continue;
-            }
-            match self.0.bus.next_due()? {
-                Some(due) => {
-                    let wait = (due - self.0.clock.now()).to_std().unwrap_or_default();
-                    tokio::time::sleep(wait.max(std::time::Duration::from_millis(1))).await;
-                }
-                None => return Ok(()),
-            }
-        }
+        while self.run_batch().await? {}
+        Ok(())
     }
 
     /// One turn: deliveries and executions that are due, and what they make due, in
     /// one transaction, until nothing is due or the batch is full. A saga's chain of
     /// events then commits once. False when there was nothing to do.
-    async fn run_batch(&self, functions: &Functions) -> Result<bool, LocalError> {
-        let _turn = self.0.turn.lock().await;
-        let writes = self.0.connection.batch()?;
+    async fn run_batch(&self) -> Result<bool, LocalError> {
+        let turn = Turn::begin(&self.0).await?;
         let started = Instant::now();
         let mut handled = 0;
         loop {
-            let claimed = self.0.bus.claim(CLAIM_BATCH)?;
+            let claimed = self.0.wiring.bus.claim(CLAIM_BATCH)?;
             let work = if claimed.is_empty() {
                 self.0
                     .executions
-                    .resume_due(&self.0.machine, functions)
+                    .resume_due(&self.0.machine, turn.functions.as_ref())
                     .await?
                     .len()
             } else {
                 let count = claimed.len();
-                self.deliver_all(functions, claimed).await?;
+                self.deliver_all(&turn.functions, claimed).await?;
                 count
             };
             handled += work;
@@ -237,7 +279,7 @@ impl LocalStack {
                 break;
             }
         }
-        writes.finish()?;
+        turn.commit()?;
         Ok(handled > 0)
     }
 
@@ -253,20 +295,21 @@ impl LocalStack {
                 .invoke(delivery.target, delivery.event.clone())
                 .await
             {
-                Ok(_) => delivered.push(delivery.id),
+                Ok(_) => delivered.push(delivery),
                 Err(err) => {
                     tracing::warn!(target_function = %delivery.target, error = %err, "delivery failed");
                     self.0
+                        .wiring
                         .bus
                         .fail(&delivery, &err.to_string(), RETRY_BACKOFF)?;
                 }
             }
         }
-        Ok(self.0.bus.complete(&delivered)?)
+        Ok(self.0.wiring.bus.complete(&delivered)?)
     }
 
-    /// Drains until the order's status satisfies `settled`, looking again shortly while
-    /// another drainer holds part of its saga, for at most [`SETTLE_TIMEOUT`].
+    /// Runs what is due until the order's status satisfies `settled`, waiting for the
+    /// next retry or wake-up when nothing is due, for at most [`SETTLE_TIMEOUT`].
     async fn settle(
         &self,
         customer: &CustomerId,
@@ -281,22 +324,41 @@ impl LocalStack {
             {
                 return Ok(order);
             }
-            if started.elapsed() >= SETTLE_TIMEOUT {
+            let waited = started.elapsed();
+            if waited >= SETTLE_TIMEOUT {
                 return Err(LocalError::NotSettled {
                     order: order_id.clone(),
                     waited: SETTLE_TIMEOUT,
                 });
             }
-            tokio::time::sleep(SETTLE_POLL).await;
+            tokio::time::sleep(self.until_due()?.min(SETTLE_TIMEOUT - waited)).await;
         }
     }
 
+    /// How long until something falls due here (a bus retry, an execution's retry,
+    /// Wait or deadline), looking again after [`SETTLE_POLL`] at the latest.
+    fn until_due(&self) -> Result<Duration, LocalError> {
+        let next = [
+            self.0.wiring.bus.next_due()?,
+            self.0.executions.next_wake()?,
+        ]
+        .into_iter()
+        .flatten()
+        .min();
+        let wait = next.map_or(SETTLE_POLL, |next| {
+            (next - self.0.wiring.clock.now())
+                .to_std()
+                .unwrap_or_default()
+        });
+        Ok(wait.min(SETTLE_POLL))
+    }
+
     pub async fn seed(&self, data: &SampleData, reset: bool) -> Result<SeedSummary, LocalError> {
-        let customers = self.0.stores.customers();
+        let customers = self.0.wiring.stores.customers();
         for customer in &data.customers {
             customers.put(customer).await?;
         }
-        let inventory = self.0.stores.inventory();
+        let inventory = self.0.wiring.stores.inventory();
         let mut items_written = 0;
         for item in &data.items {
             if inventory.put(item, reset).await? {
@@ -317,14 +379,14 @@ impl LocalStack {
         customer: &CustomerId,
         item: &ItemId,
     ) -> Result<Order, LocalError> {
-        self.drain().await?;
         let order_id = self.start_order(mode, customer, item).await?;
         self.settle(customer, &order_id, OrderStatus::is_settled)
             .await
     }
 
     /// Starts an order the way each mode's API does (the HTTP API's create route, or
-    /// StartExecution named by a new order id) without waiting for it to settle.
+    /// StartExecution named by a new order id) without waiting for it to settle: the
+    /// next drain runs it.
     pub async fn start_order(
         &self,
         mode: Mode,
@@ -344,20 +406,12 @@ impl LocalStack {
                 Ok(order.order_id)
             }
             Mode::Workflow => {
-                let order_id = OrderId::generate(self.0.clock.now(), self.0.random.id_bits());
+                let wiring = &self.0.wiring;
+                let order_id = OrderId::generate(wiring.clock.now(), wiring.random.id_bits());
                 let input = json!({ "customerId": customer, "itemId": item });
-                let _turn = self.0.turn.lock().await;
-                let writes = self.0.connection.batch()?;
                 self.0
                     .executions
-                    .start(
-                        &self.0.machine,
-                        self.functions().as_ref(),
-                        order_id.as_str(),
-                        input,
-                    )
-                    .await?;
-                writes.finish()?;
+                    .submit(&self.0.machine, order_id.as_str(), input)?;
                 Ok(order_id)
             }
         }
@@ -368,7 +422,7 @@ impl LocalStack {
         customer: &CustomerId,
         order: &OrderId,
     ) -> Result<Option<Order>, LocalError> {
-        Ok(self.0.stores.orders().get(customer, order).await?)
+        Ok(self.0.wiring.stores.orders().get(customer, order).await?)
     }
 
     async fn require_order(
@@ -425,10 +479,8 @@ impl LocalStack {
                     customer_id: customer.clone(),
                     order_id: order_id.clone(),
                 };
-                self.0
-                    .bus
-                    .publish(&[BusEvent::from_source(LOGISTICS_SOURCE, event, &detail)])
-                    .await?;
+                let report = BusEvent::from_source(LOGISTICS_SOURCE, event, &detail);
+                self.0.wiring.bus.publish(&[report]).await?;
             }
             Mode::Workflow => {
                 self.http(
@@ -451,6 +503,7 @@ impl LocalStack {
         if !(0.0..=1.0).contains(&probability) {
             return Err(ServiceError::bad_input("probability", "must be between 0 and 1").into());
         }
+        // Every process's next turn makes its payment service anew with it.
         self.0.db.immediate(|tx| {
             tx.prepare_cached(
                 "INSERT INTO settings (name, value) VALUES (?1, ?2)
@@ -459,33 +512,31 @@ impl LocalStack {
             .execute(params![FAIL_PROBABILITY, probability.to_string()])?;
             Ok(())
         })?;
-        let wiring = Wiring {
-            stores: self.0.stores.clone(),
-            bus: self.0.bus.clone(),
-            callback: self.0.callback.clone(),
-            clock: self.0.clock.clone(),
-            random: self.0.random.clone(),
-            fail_probability: probability,
-        };
-        *self
-            .0
-            .functions
-            .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(Functions::new(&wiring));
         Ok(())
     }
 
     pub async fn item(&self, id: &ItemId) -> Result<Option<Item>, LocalError> {
-        Ok(self.0.stores.inventory().get(id).await?)
+        Ok(self.0.wiring.stores.inventory().get(id).await?)
     }
 
     pub async fn payment(&self, id: &PaymentId) -> Result<Option<Payment>, LocalError> {
-        Ok(self.0.stores.payments().get(id).await?)
+        Ok(self.0.wiring.stores.payments().get(id).await?)
     }
 
     /// The events the Event Store kept for an order, in time order.
     pub async fn stored_events(&self, order: &OrderId) -> Result<Vec<StoredEvent>, LocalError> {
-        Ok(self.0.stores.events().for_order(order.as_str()).await?)
+        Ok(self
+            .0
+            .wiring
+            .stores
+            .events()
+            .for_order(order.as_str())
+            .await?)
+    }
+
+    /// A workflow order's execution (DescribeExecution).
+    pub fn execution(&self, order: &OrderId) -> Result<Option<ExecutionSummary>, LocalError> {
+        Ok(self.0.executions.describe(order.as_str())?)
     }
 
     /// A workflow order's execution history.
@@ -495,7 +546,7 @@ impl LocalStack {
 
     /// Deliveries that failed every attempt.
     pub fn dead_letters(&self) -> Result<Vec<DeadLetter>, LocalError> {
-        Ok(self.0.bus.dead_letters()?)
+        Ok(self.0.wiring.bus.dead_letters()?)
     }
 }
 

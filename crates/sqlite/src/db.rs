@@ -133,23 +133,28 @@ impl SharedConnection {
     /// Opens a batch: until the batch is finished, every atomic write of the process
     /// ([`atomically`]) joins one immediate transaction as a savepoint of it, so that
     /// many small steps cost one commit. Each step stays atomic; the batch commits as a
-    /// whole. Within a batch that is already open this does nothing, and the batch's
-    /// opener commits.
+    /// whole, or not at all. Within a batch that is already open this does nothing, and
+    /// the batch's opener commits.
     pub fn batch(&self) -> Result<Batch, StoreError> {
         let conn = self.lock();
         let opened = conn.is_autocommit();
         if opened {
-            conn.execute_batch("BEGIN IMMEDIATE")
-                .context("cannot begin a batch")?;
+            run(&conn, "BEGIN IMMEDIATE").context("cannot begin a batch")?;
         }
         Ok(Batch {
             connection: opened.then(|| self.clone()),
         })
     }
+
+    /// Whether a batch is open.
+    pub fn in_batch(&self) -> bool {
+        !self.lock().is_autocommit()
+    }
 }
 
-/// An open batch of writes (see [`SharedConnection::batch`]), committed when finished
-/// or dropped.
+/// An open batch of writes (see [`SharedConnection::batch`]): committed when finished,
+/// rolled back when dropped unfinished (the work failed, or was abandoned midway), as
+/// a crash would roll it back.
 #[must_use = "a batch commits when it is finished"]
 pub struct Batch {
     /// The connection, if this batch opened the transaction.
@@ -158,33 +163,33 @@ pub struct Batch {
 
 impl Batch {
     pub fn finish(mut self) -> Result<(), StoreError> {
-        self.commit()
-    }
-
-    fn commit(&mut self) -> Result<(), StoreError> {
-        match self.connection.take() {
-            Some(shared) => {
-                let conn = shared.lock();
-                let committed = conn
-                    .execute_batch("COMMIT")
-                    .context("cannot commit a batch");
-                if committed.is_err() && !conn.is_autocommit() {
-                    // Leave the connection usable; the batch's deliveries run again.
-                    let _ = conn.execute_batch("ROLLBACK");
-                }
-                committed
-            }
-            None => Ok(()),
+        let Some(shared) = self.connection.take() else {
+            return Ok(());
+        };
+        let conn = shared.lock();
+        let committed = run(&conn, "COMMIT").context("cannot commit a batch");
+        if committed.is_err() {
+            // Leave the connection usable; the batch's work runs again.
+            roll_back(&conn);
         }
+        committed
     }
 }
 
 impl Drop for Batch {
     fn drop(&mut self) {
-        // Every step in the batch is whole, so what was done is kept.
-        if let Err(err) = self.commit() {
-            tracing::error!(error = %err, "a batch of writes was rolled back");
+        if let Some(shared) = self.connection.take() {
+            tracing::warn!("a batch of writes was left unfinished and is rolled back");
+            roll_back(&shared.lock());
         }
+    }
+}
+
+fn roll_back(conn: &Connection) {
+    if !conn.is_autocommit()
+        && let Err(err) = run(conn, "ROLLBACK")
+    {
+        tracing::error!(error = %err, "cannot roll back a batch");
     }
 }
 
@@ -447,8 +452,8 @@ fn insert_step(conn: &Connection, step: &Step) -> Result<bool, StoreError> {
 /// `NotFound` unless the query finds a row.
 pub fn must_exist(conn: &Connection, query: &str, key: impl Params) -> Result<(), WriteError> {
     let found = conn
-        .query_row(query, key, |_| Ok(()))
-        .optional()
+        .prepare_cached(query)
+        .and_then(|mut statement| statement.query_row(key, |_| Ok(())).optional())
         .context("cannot look up a record")?;
     found.ok_or(WriteError::NotFound)
 }

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 const LAMBDA_INVOKE: &str = "arn:aws:states:::lambda:invoke";
 const LAMBDA_INVOKE_WAIT: &str = "arn:aws:states:::lambda:invoke.waitForTaskToken";
 /// The ASL default for a Task without TimeoutSeconds.
-const DEFAULT_TASK_TIMEOUT: u64 = 60;
+const DEFAULT_TASK_TIMEOUT: u64 = 99_999_999;
 
 /// A parsed, validated state machine.
 #[derive(Clone, Debug)]

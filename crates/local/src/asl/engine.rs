@@ -9,7 +9,6 @@ use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
 use ewf_domain::entry::FunctionError;
 use serde_json::{Value, json};
-use std::sync::Mutex;
 use std::time::Duration;
 use ulid::Ulid;
 
@@ -67,9 +66,10 @@ impl Executions {
         self
     }
 
-    /// Starts an execution and runs it until it ends or waits for a task token. As on
-    /// AWS, starting again with the same name and input while it runs returns it; any
-    /// other reuse of a name is ExecutionAlreadyExists.
+    /// Starts an execution and runs it until it ends, waits for a task token or for
+    /// time to pass (a Wait, a retry's delay). As on AWS, starting again with the same
+    /// name and input while it runs returns it; any other reuse of a name is
+    /// ExecutionAlreadyExists.
     pub async fn start(
         &self,
         machine: &StateMachine,
@@ -77,6 +77,47 @@ impl Executions {
         name: &str,
         input: Value,
     ) -> Result<ExecutionSummary, AslError> {
+        let driver = Ulid::new().to_string();
+        match self.create(machine, name, input, Some(&driver))? {
+            Some(summary) => Ok(summary),
+            None => {
+                Driver {
+                    executions: self,
+                    machine,
+                    invoker,
+                    driver,
+                    unsaved: Vec::new(),
+                }
+                .drive(name)
+                .await
+            }
+        }
+    }
+
+    /// StartExecution that leaves the running to [`Executions::resume_due`]: the
+    /// execution is stored, ready at its first state, and held by nobody.
+    pub fn submit(
+        &self,
+        machine: &StateMachine,
+        name: &str,
+        input: Value,
+    ) -> Result<ExecutionSummary, AslError> {
+        match self.create(machine, name, input, None)? {
+            Some(existing) => Ok(existing),
+            None => self.describe(name)?.ok_or(AslError::TaskDoesNotExist),
+        }
+    }
+
+    /// Stores a new execution, held by `driver` if given. The execution already there
+    /// if the name is taken by a running execution with the same input (as on AWS,
+    /// starting it again returns it); `None` once created.
+    fn create(
+        &self,
+        machine: &StateMachine,
+        name: &str,
+        input: Value,
+        driver: Option<&str>,
+    ) -> Result<Option<ExecutionSummary>, AslError> {
         let now = Utc::now();
         let summary = ExecutionSummary {
             name: name.to_owned(),
@@ -101,21 +142,20 @@ impl Executions {
         let events = [
             event(
                 "ExecutionStarted",
-                json!({ "input": input.to_string(), "roleArn": role(machine) }),
+                json!({ "input": input, "roleArn": role(machine) }),
             ),
             entered(first, &machine.start_at, &input),
         ];
-        let driver = Ulid::new().to_string();
         let cursor = Cursor::enter(&machine.start_at, input.clone(), now);
         if !self
             .store
-            .create(&summary, deadline, &cursor, &driver, &events)?
+            .create(&summary, deadline, &cursor, driver, &events)?
         {
             return match self.describe(name)? {
                 Some(existing)
                     if existing.status == ExecutionStatus::Running && existing.input == input =>
                 {
-                    Ok(existing)
+                    Ok(Some(existing))
                 }
                 _ => Err(AslError::ExecutionAlreadyExists(name.to_owned())),
             };
@@ -125,15 +165,7 @@ impl Executions {
             machine = machine.name(),
             "execution started"
         );
-        Driver {
-            executions: self,
-            machine,
-            invoker,
-            driver,
-            unsaved: Mutex::default(),
-        }
-        .drive(name)
-        .await
+        Ok(None)
     }
 
     /// SendTaskSuccess: the task waiting on `token` returns `output`, and the execution
@@ -196,6 +228,12 @@ impl Executions {
         Ok(advanced)
     }
 
+    /// When the next execution has something to do that is not due yet (a retry, a
+    /// Wait, a deadline), if one has.
+    pub fn next_wake(&self) -> Result<Option<Timestamp>, AslError> {
+        self.store.next_wake()
+    }
+
     /// DescribeExecution.
     pub fn describe(&self, name: &str) -> Result<Option<ExecutionSummary>, AslError> {
         Ok(self.store.load(name)?.map(|record| record.summary))
@@ -238,7 +276,7 @@ impl Executions {
                 machine,
                 invoker,
                 driver,
-                unsaved: Mutex::default(),
+                unsaved: Vec::new(),
             }
             .drive(name)
             .await
@@ -274,6 +312,8 @@ enum Step {
     },
     /// A Wait state sleeps until then.
     Sleep(Timestamp),
+    /// Taken up before its time (a retry's delay is not over).
+    Early,
     /// The task waits for its token; the cursor is already stored.
     Suspend,
     /// Another driver took the execution over.
@@ -318,7 +358,7 @@ struct Driver<'a> {
     /// wait, the end): one write for a run of states instead of one each. Were the
     /// process to stop in between, the execution would resume from the last stored
     /// state and invoke its (idempotent) functions again.
-    unsaved: Mutex<Vec<Event>>,
+    unsaved: Vec<Event>,
 }
 
 impl Driver<'_> {
@@ -327,31 +367,43 @@ impl Driver<'_> {
     }
 
     /// The unsaved events followed by `events`, taking the unsaved ones.
-    fn with_unsaved(&self, events: &[Event]) -> Vec<Event> {
-        let mut unsaved = std::mem::take(
-            &mut *self
-                .unsaved
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner()),
-        );
-        unsaved.extend_from_slice(events);
-        unsaved
+    fn with_unsaved(&mut self, events: impl IntoIterator<Item = Event>) -> Vec<Event> {
+        let mut all = std::mem::take(&mut self.unsaved);
+        all.extend(events);
+        all
     }
 
     /// Stores the execution at `cursor` with the unsaved events and `events`; false
     /// when the driver no longer holds it.
     fn save(
-        &self,
+        &mut self,
         name: &str,
         cursor: &Cursor,
-        events: &[Event],
+        events: impl IntoIterator<Item = Event>,
         now: Timestamp,
     ) -> Result<bool, AslError> {
-        self.store()
-            .save(name, &self.driver, cursor, &self.with_unsaved(events), now)
+        let events = self.with_unsaved(events);
+        self.store().save(name, &self.driver, cursor, &events, now)
     }
 
-    async fn drive(&self, name: &str) -> Result<ExecutionSummary, AslError> {
+    /// Stores the execution at `cursor`, to be taken up again at `wake_at` by whoever
+    /// looks for due executions, and lets go of it: a driver never sleeps holding an
+    /// execution (nor the transaction it may be part of).
+    fn park(
+        &mut self,
+        name: &str,
+        cursor: &Cursor,
+        events: impl IntoIterator<Item = Event>,
+        now: Timestamp,
+    ) -> Result<Next, AslError> {
+        if !self.save(name, cursor, events, now)? {
+            return Ok(Next::Stop);
+        }
+        self.store().release(name, &self.driver)?;
+        Ok(Next::Stop)
+    }
+
+    async fn drive(mut self, name: &str) -> Result<ExecutionSummary, AslError> {
         let mut known = None;
         loop {
             let record = match known.take() {
@@ -374,7 +426,8 @@ impl Driver<'_> {
                 )?;
                 continue;
             }
-            let Some(state) = self.machine.state(&record.cursor.state) else {
+            let machine = self.machine;
+            let Some(state) = machine.state(&record.cursor.state) else {
                 self.store().release(name, &self.driver)?;
                 return Err(unknown_state(name, &record.cursor.state));
             };
@@ -393,7 +446,12 @@ impl Driver<'_> {
     }
 
     /// Records what a step came to, and says how the driver goes on.
-    async fn apply(&self, record: &Record, state: &State, step: Step) -> Result<Next, AslError> {
+    async fn apply(
+        &mut self,
+        record: &Record,
+        state: &State,
+        step: Step,
+    ) -> Result<Next, AslError> {
         let name = record.summary.name.as_str();
         let from = record.cursor.state.as_str();
         let now = Utc::now();
@@ -406,7 +464,7 @@ impl Driver<'_> {
                 events.push(state_event(
                     state,
                     "Exited",
-                    json!({ "name": from, "output": output.to_string() }),
+                    json!({ "name": from, "output": output }),
                 ));
                 match next {
                     Transition::End => {
@@ -419,10 +477,7 @@ impl Driver<'_> {
                             .ok_or_else(|| unknown_state(name, &next))?;
                         events.push(entered(target, &next, &output));
                         tracing::debug!(execution = name, from, to = %next, "transition");
-                        self.unsaved
-                            .lock()
-                            .unwrap_or_else(|poisoned| poisoned.into_inner())
-                            .append(&mut events);
+                        self.unsaved.append(&mut events);
                         Ok(Next::At(Cursor::enter(&next, output, now)))
                     }
                 }
@@ -435,17 +490,18 @@ impl Driver<'_> {
                 attempts,
                 delay,
             } => {
+                let delay = self.executions.scaled(delay);
                 let cursor = Cursor {
                     phase: Phase::Ready,
                     attempts,
                     token: None,
-                    wake_at: None,
+                    wake_at: (!delay.is_zero()).then(|| later(now, delay)),
                     ..record.cursor.clone()
                 };
-                if !self.save(name, &cursor, &events, now)? {
-                    return Ok(Next::Stop);
+                if cursor.wake_at.is_some() {
+                    return self.park(name, &cursor, events, now);
                 }
-                tokio::time::sleep(self.executions.scaled(delay)).await;
+                self.unsaved.extend(events);
                 Ok(Next::At(cursor))
             }
             Step::Sleep(until) => {
@@ -454,18 +510,15 @@ impl Driver<'_> {
                     wake_at: Some(until),
                     ..record.cursor.clone()
                 };
-                if !self.save(name, &cursor, &[], now)? {
-                    return Ok(Next::Stop);
+                if until <= now {
+                    return Ok(Next::At(cursor));
                 }
-                // Let go while sleeping, so that another process may finish the Wait if
-                // this one stops.
+                self.park(name, &cursor, [], now)
+            }
+            Step::Early => {
+                // Stored as it is, with its time to wake: let go until then.
                 self.store().release(name, &self.driver)?;
-                tokio::time::sleep((until - now).to_std().unwrap_or_default()).await;
-                Ok(continue_if(self.store().claim(
-                    name,
-                    &self.driver,
-                    Utc::now(),
-                )?))
+                Ok(Next::Stop)
             }
             Step::Suspend => {
                 // The task's cursor is stored (with the token, before the invocation).
@@ -478,7 +531,7 @@ impl Driver<'_> {
     }
 
     fn end(
-        &self,
+        &mut self,
         name: &str,
         status: ExecutionStatus,
         mut events: Vec<Event>,
@@ -487,7 +540,7 @@ impl Driver<'_> {
     ) -> Result<Next, AslError> {
         let details = match (&output, &failure) {
             (_, Some(failure)) => json!({ "error": failure.error, "cause": failure.cause }),
-            (Some(output), None) => json!({ "output": output.to_string() }),
+            (Some(output), None) => json!({ "output": output }),
             (None, None) => json!({}),
         };
         let kind = match status {
@@ -498,6 +551,7 @@ impl Driver<'_> {
         events.push(event(kind, details));
         let error = failure.as_ref().map(|failure| failure.error.as_str());
         tracing::info!(execution = name, status = %status, error, "execution ended");
+        let events = self.with_unsaved(events);
         self.store().finish(
             name,
             &self.driver,
@@ -506,14 +560,19 @@ impl Driver<'_> {
                 output,
                 failure,
             },
-            &self.with_unsaved(&events),
+            &events,
             Utc::now(),
         )?;
         // Either way the loop reloads the execution and returns it as it ended.
         Ok(Next::Reload)
     }
 
-    async fn step(&self, record: &Record, state: &State, now: Timestamp) -> Result<Step, AslError> {
+    async fn step(
+        &mut self,
+        record: &Record,
+        state: &State,
+        now: Timestamp,
+    ) -> Result<Step, AslError> {
         let cursor = &record.cursor;
         let context = self.context(record, None);
         let raw = &cursor.input;
@@ -530,6 +589,9 @@ impl Driver<'_> {
             },
         };
         Ok(match (&state.kind, cursor.phase) {
+            (StateKind::Task(_), Phase::Ready) if cursor.wake_at.is_some_and(|at| at > now) => {
+                Step::Early
+            }
             (StateKind::Task(task), Phase::Ready) => {
                 self.attempt(record, state, task, new_token(task)).await?
             }
@@ -621,7 +683,7 @@ impl Driver<'_> {
     /// `.waitForTaskToken` task stores the token before the call, so that a reply sent
     /// during the call finds it.
     async fn attempt(
-        &self,
+        &mut self,
         record: &Record,
         state: &State,
         task: &Task,
@@ -653,7 +715,7 @@ impl Driver<'_> {
             task_event(
                 "TaskScheduled",
                 task,
-                json!({ "region": REGION, "parameters": parameters.to_string(), "timeoutInSeconds": task.timeout_seconds }),
+                json!({ "region": REGION, "parameters": parameters, "timeoutInSeconds": task.timeout_seconds }),
             ),
             task_event("TaskStarted", task, json!({})),
         ];
@@ -670,7 +732,7 @@ impl Driver<'_> {
         // A callback needs its token stored before the function can pass it on. A plain
         // invocation's events are stored with its outcome instead: one write per state,
         // and a crash before it re-invokes an idempotent function.
-        if token.is_some() && !self.save(name, &submitting, &events, now)? {
+        if token.is_some() && !self.save(name, &submitting, events.clone(), now)? {
             return Ok(Step::Lost);
         }
         let payload = parameters
@@ -695,12 +757,8 @@ impl Driver<'_> {
                     phase: Phase::Waiting,
                     ..submitting
                 };
-                let submitted = task_event(
-                    "TaskSubmitted",
-                    task,
-                    json!({ "output": output.to_string() }),
-                );
-                let saved = self.save(name, &waiting, &[submitted], Utc::now())?;
+                let submitted = task_event("TaskSubmitted", task, json!({ "output": output }));
+                let saved = self.save(name, &waiting, [submitted], Utc::now())?;
                 Ok(if saved { Step::Suspend } else { Step::Lost })
             }
             (Ok(output), false) => Ok(self.succeeded(record, state, task, output).after(events)),
@@ -730,7 +788,7 @@ impl Driver<'_> {
         let events = vec![task_event(
             "TaskSucceeded",
             task,
-            json!({ "output": result.to_string() }),
+            json!({ "output": result }),
         )];
         let context = self.context(record, None);
         let output = match &task.result_selector {
@@ -981,6 +1039,7 @@ fn stamp(time: &Timestamp) -> String {
 fn event(event_type: &str, details: Value) -> Event {
     Event {
         event_type: event_type.to_owned(),
+        timestamp: Utc::now(),
         details,
     }
 }
@@ -993,11 +1052,7 @@ fn state_event(state: &State, suffix: &str, details: Value) -> Event {
 }
 
 fn entered(state: &State, name: &str, input: &Value) -> Event {
-    state_event(
-        state,
-        "Entered",
-        json!({ "name": name, "input": input.to_string() }),
-    )
+    state_event(state, "Entered", json!({ "name": name, "input": input }))
 }
 
 fn task_event(event_type: &str, task: &Task, extra: Value) -> Event {

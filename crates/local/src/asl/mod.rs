@@ -7,9 +7,10 @@
 //! States.Format, States.StringToJson and States.JsonToString. Anything else is refused
 //! by [`StateMachine::parse`], naming the state and the feature.
 //!
-//! Executions live in SQLite ([`Executions`]): every transition is stored, so an
-//! execution waiting for its task token survives the process and is resumed by
-//! whichever process receives the token.
+//! Executions live in SQLite ([`Executions`]): every state an execution waits in (for a
+//! task token, a Wait, a retry's delay) is stored, with the history up to it, so an
+//! execution survives the process and is resumed by whichever process receives the
+//! token or looks for due executions ([`Executions::resume_due`]).
 
 mod choice;
 mod definition;
@@ -66,13 +67,11 @@ pub(crate) mod errors {
 
     /// Whether a Retry or Catch entry naming `names` handles `error`. States.ALL and
     /// States.TaskFailed never match a States.Runtime error, which always fails the
-    /// execution; States.TaskFailed matches what a task's resource raised.
+    /// execution; States.TaskFailed matches every other error but States.Timeout.
     pub fn handled(names: &[String], error: &str) -> bool {
         error != RUNTIME
             && names.iter().any(|name| {
-                name == error
-                    || name == ALL
-                    || (name == TASK_FAILED && !error.starts_with("States."))
+                name == error || name == ALL || (name == TASK_FAILED && error != TIMEOUT)
             })
     }
 }

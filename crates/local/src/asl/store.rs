@@ -44,20 +44,21 @@ CREATE INDEX IF NOT EXISTS asl_executions_by_phase ON asl_executions (status, ph
 CREATE INDEX IF NOT EXISTS asl_executions_replied ON asl_executions (status) WHERE reply IS NOT NULL;
 CREATE INDEX IF NOT EXISTS asl_executions_by_wake ON asl_executions (status, wake_at);
 CREATE INDEX IF NOT EXISTS asl_executions_by_deadline ON asl_executions (status, deadline);
--- The events of one transition in one row (ids first_id, first_id + 1, ...): a state
--- records several events at once, and one row each would cost a write each.
+-- The events of one write in one row (ids first_id, first_id + 1, ...): a driver
+-- records the events of several states at once, and one row each would cost a write each.
 CREATE TABLE IF NOT EXISTS asl_history (
     execution   TEXT NOT NULL,
     first_id    INTEGER NOT NULL,
-    timestamp   TEXT NOT NULL,
     events      TEXT NOT NULL,
     PRIMARY KEY (execution, first_id)
 );
 ";
 
 /// How long a driver may hold an execution without writing before another process
-/// presumes it dead and takes over.
-const LEASE: chrono::Duration = chrono::Duration::minutes(15);
+/// presumes it dead and takes over. (Inside a batch of the local stack, a claim is
+/// committed only with its release, so a lease outlives a process only when the
+/// executions are driven outside one.)
+const LEASE: chrono::Duration = chrono::Duration::seconds(60);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -108,7 +109,8 @@ pub struct ExecutionSummary {
 }
 
 /// One event of an execution's history, as GetExecutionHistory lists it: `details` holds
-/// the fields of the event's `...EventDetails` (input and output as JSON text).
+/// the fields of the event's `...EventDetails`, with input, output and parameters as
+/// JSON values (GetExecutionHistory has them as JSON text).
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct HistoryEvent {
@@ -125,6 +127,7 @@ pub struct HistoryEvent {
 pub(crate) struct Event {
     #[serde(rename = "type")]
     pub(crate) event_type: String,
+    pub(crate) timestamp: Timestamp,
     pub(crate) details: Value,
 }
 
@@ -327,14 +330,14 @@ impl Store {
         ewf_sqlite::atomically(&mut self.lock(), AslError::from, work)
     }
 
-    /// Creates a running execution, held by `driver`, with its first events. False when
-    /// the name is taken.
+    /// Creates a running execution, held by `driver` if given, with its first events.
+    /// False when the name is taken.
     pub(crate) fn create(
         &self,
         summary: &ExecutionSummary,
         deadline: Option<Timestamp>,
         cursor: &Cursor,
-        driver: &str,
+        driver: Option<&str>,
         events: &[Event],
     ) -> Result<bool, AslError> {
         let now = summary.start_date;
@@ -355,12 +358,12 @@ impl Store {
                     text(&cursor.entered),
                     cursor.phase.as_str(),
                     driver,
-                    text(&(now + LEASE)),
+                    driver.map(|_| text(&(now + LEASE))),
                     count(events),
                 ],
             )?;
             if inserted == 1 {
-                append(tx, &summary.name, 0, now, events)?;
+                append(tx, &summary.name, 0, events)?;
             }
             Ok(inserted == 1)
         })
@@ -392,7 +395,8 @@ impl Store {
 
     /// Moves the execution held by `driver` to `cursor`, recording `events`. A stored
     /// reply is kept while its token stays (it may have arrived during the invocation)
-    /// and dropped with it. False when the driver no longer holds the execution.
+    /// and dropped when the token changes: a reply is for its own task only. False
+    /// when the driver no longer holds the execution.
     pub(crate) fn save(
         &self,
         name: &str,
@@ -403,7 +407,7 @@ impl Store {
     ) -> Result<bool, AslError> {
         self.write(|tx| {
             let last: Option<i64> = tx.prepare_cached("UPDATE asl_executions SET state = ?3, state_input = ?4, entered = ?5, phase = ?6, attempts = ?7, \
-                     token = ?8, wake_at = ?9, reply = CASE WHEN ?8 IS NULL THEN NULL ELSE reply END, \
+                     token = ?8, wake_at = ?9, reply = CASE WHEN token IS ?8 THEN reply END, \
                      lease_until = ?10, last_event = last_event + ?11 \
                  WHERE name = ?1 AND driver = ?2 AND status = 'RUNNING' RETURNING last_event")?.query_row(
                 params![
@@ -421,7 +425,7 @@ impl Store {
                 ],
                 |row| row.get(0),
             ).optional()?;
-            record_events(tx, name, last, now, events)
+            record_events(tx, name, last, events)
         })
     }
 
@@ -451,7 +455,7 @@ impl Store {
                 ],
                 |row| row.get(0),
             ).optional()?;
-            record_events(tx, name, last, now, events)
+            record_events(tx, name, last, events)
         })
     }
 
@@ -500,9 +504,12 @@ impl Store {
         let connection = self.lock();
         // A union of index searches, one per reason, each forced onto its index: the
         // planner, without statistics, would otherwise read every running execution.
+        // A ready task with a time to wake waits for a retry; a submitting one's time
+        // is its token's deadline.
         let mut statement = connection.prepare_cached(
             "SELECT name, start_date FROM asl_executions INDEXED BY asl_executions_by_phase \
                  WHERE status = 'RUNNING' AND phase IN ('ready', 'submitting') \
+                     AND (phase = 'submitting' OR wake_at IS NULL OR wake_at <= ?1) \
                      AND (driver IS NULL OR lease_until < ?1) \
              UNION SELECT name, start_date FROM asl_executions INDEXED BY asl_executions_replied \
                  WHERE status = 'RUNNING' AND reply IS NOT NULL AND (driver IS NULL OR lease_until < ?1) \
@@ -518,29 +525,40 @@ impl Store {
         Ok(names)
     }
 
+    /// When the next running execution has something to do that is not due yet: a
+    /// retry, a Wait, a token's or the execution's deadline.
+    pub(crate) fn next_wake(&self) -> Result<Option<Timestamp>, AslError> {
+        let connection = self.lock();
+        let next: Option<String> = connection
+            .prepare_cached(
+                "SELECT MIN(at) FROM ( \
+                     SELECT MIN(wake_at) AS at FROM asl_executions INDEXED BY asl_executions_by_wake \
+                         WHERE status = 'RUNNING' AND wake_at IS NOT NULL \
+                     UNION ALL SELECT MIN(deadline) FROM asl_executions INDEXED BY asl_executions_by_deadline \
+                         WHERE status = 'RUNNING' AND deadline IS NOT NULL)",
+            )?
+            .query_row([], |row| row.get(0))?;
+        next.as_deref().map(time).transpose()
+    }
+
     pub(crate) fn history(&self, name: &str) -> Result<Vec<HistoryEvent>, AslError> {
         let connection = self.lock();
         let mut statement = connection.prepare_cached(
-            "SELECT first_id, timestamp, events FROM asl_history WHERE execution = ?1 ORDER BY first_id",
+            "SELECT first_id, events FROM asl_history WHERE execution = ?1 ORDER BY first_id",
         )?;
         let rows = statement
             .query_map([name], |row| {
-                Ok((
-                    row.get::<_, i64>(0)?,
-                    row.get::<_, String>(1)?,
-                    row.get::<_, String>(2)?,
-                ))
+                Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?))
             })?
             .collect::<Result<Vec<_>, _>>()?;
         let mut history = Vec::new();
-        for (first_id, timestamp, events) in rows {
-            let timestamp = time(&timestamp)?;
+        for (first_id, events) in rows {
             let events: Vec<Event> = json(&events)?;
             for (id, event) in (first_id..).zip(events) {
                 history.push(HistoryEvent {
                     id,
                     previous_event_id: id - 1,
-                    timestamp,
+                    timestamp: event.timestamp,
                     event_type: event.event_type,
                     details: event.details,
                 });
@@ -557,12 +575,11 @@ fn record_events(
     tx: &Connection,
     name: &str,
     last: Option<i64>,
-    now: Timestamp,
     events: &[Event],
 ) -> Result<bool, AslError> {
     match last {
         Some(last) => {
-            append(tx, name, last - count(events), now, events)?;
+            append(tx, name, last - count(events), events)?;
             Ok(true)
         }
         None => Ok(false),
@@ -575,19 +592,11 @@ fn count(events: &[Event]) -> i64 {
 
 /// Records events after the execution's event `previous`, each pointing at its
 /// predecessor. The execution's `last_event` already counts them.
-fn append(
-    tx: &Connection,
-    name: &str,
-    previous: i64,
-    now: Timestamp,
-    events: &[Event],
-) -> Result<(), AslError> {
+fn append(tx: &Connection, name: &str, previous: i64, events: &[Event]) -> Result<(), AslError> {
     if events.is_empty() {
         return Ok(());
     }
-    tx.prepare_cached(
-        "INSERT INTO asl_history (execution, first_id, timestamp, events) VALUES (?1, ?2, ?3, ?4)",
-    )?
-    .execute(params![name, previous + 1, text(&now), to_json(&events)])?;
+    tx.prepare_cached("INSERT INTO asl_history (execution, first_id, events) VALUES (?1, ?2, ?3)")?
+        .execute(params![name, previous + 1, to_json(&events)])?;
     Ok(())
 }
