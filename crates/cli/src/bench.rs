@@ -15,6 +15,8 @@ use std::time::{Duration, Instant};
 use tokio::task::JoinSet;
 
 const BENCH_ITEM: &str = "bench-item";
+/// How long one order may take to settle: well beyond the latencies measured.
+const SETTLE: Duration = Duration::from_secs(60);
 
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -71,7 +73,7 @@ pub async fn run(output: &Output, orders: u32, concurrency: u32, modes: &[Mode])
         let (elapsed, created) = measure(count, workers, bar.clone(), move |_| {
             let (stack, customer, item) =
                 (stack_for_create.clone(), customer.clone(), item.clone());
-            async move { stack.create_order(mode, &customer, &item).await }
+            async move { stack.create_order(mode, &customer, &item, SETTLE).await }
         })
         .await?;
         bar.finish_and_clear();
@@ -97,7 +99,9 @@ pub async fn run(output: &Output, orders: u32, concurrency: u32, modes: &[Mode])
             let (stack, orders) = (stack_for_deliver.clone(), to_deliver.clone());
             async move {
                 let order = &orders[index];
-                stack.deliver(&order.customer_id, &order.order_id).await
+                stack
+                    .deliver(&order.customer_id, &order.order_id, SETTLE)
+                    .await
             }
         })
         .await?;
@@ -224,8 +228,10 @@ fn summarise(
             Err(err) => Some(err.to_string()),
         })
         .collect();
+    // Only the orders that got there count, in the rate and in the latencies.
     let mut latencies: Vec<f64> = samples
         .iter()
+        .filter(|(_, result)| matches!(result, Ok(order) if order.order_status == expected))
         // Whole microseconds, so that the JSON shows milliseconds with three decimals.
         .map(|(latency, _)| latency.as_micros() as f64 / 1000.0)
         .collect();
@@ -238,7 +244,7 @@ fn summarise(
         failed: failures.len(),
         seconds,
         orders_per_second: if seconds > 0.0 {
-            samples.len() as f64 / seconds
+            latencies.len() as f64 / seconds
         } else {
             0.0
         },

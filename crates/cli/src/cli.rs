@@ -1,8 +1,13 @@
 //! The command line: every option and subcommand, with the help text users read.
 
+use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use ewf_domain::{CustomerId, ItemId, Mode, OrderId, OrderStatus};
 use std::path::PathBuf;
+use std::time::Duration;
+
+/// How long a command waits for an order by default (`--timeout`).
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 
 const EXIT_CODES: &str = "\
 Target: a deployed stack when one is named (--stack, the EWF_STACK variable, or stack_name
@@ -12,9 +17,12 @@ says so). --local always picks the local stack.
 Exit codes:
   0    success
   1    an expectation was not met: --expect saw another status, the order did not settle
-       within --timeout, or a demo check (parity, conservation) failed
+       within --timeout (the order is still printed), or a demo check (parity,
+       conservation) failed
   2    usage: a malformed option, id or value (e.g. a probability outside 0..1)
-  3    not found: unknown customer, item, order or execution
+  3    not found: an unknown order or execution, or another lookup of something that
+       is not there (an unknown customer on `order create` is no lookup: the saga runs
+       and ends the order FAILED, so --expect DELIVERING exits 1)
   4    configuration or credentials: no stack, no region, no credentials, a missing tool
   5    the service refused or failed (e.g. delivering an order that is not in delivery)
   130  interrupted (Ctrl-C)
@@ -30,8 +38,21 @@ JSON output (--output json): one document on stdout; fields marked ? may be abse
                          deliveryPrice?, totalPrice?, paymentId?, deliveryAddress?,
                          failureReason?, orderDate, updateDate}
   set-fail-probability   {probability}
-  events                 {orderId, mode, customerId?, entries: [{time, type, source, detail}]};
-                         with --follow, one entry object per line instead
+  events                 {orderId, mode, customerId?,
+                         entries: [{id, time, type, source, detail}]};
+                         with --follow, one entry object per line instead.
+                         Events mode: a stored event (id, detail-type, source, detail).
+                         Workflow mode: an execution history event, alike on both targets:
+                         its id and type; source the state's name (state events) or the
+                         task's resource (task events); detail the fields of its
+                         ...EventDetails, with input, output and parameters as JSON:
+                         ExecutionStarted {input, roleArn}; ExecutionSucceeded {output};
+                         ExecutionFailed, ...TimedOut, ...Aborted {error?, cause?};
+                         <Kind>StateEntered {name, input}; <Kind>StateExited {name, output};
+                         TaskScheduled {resourceType, resource, region, parameters,
+                         timeoutInSeconds?}; TaskStarted {resourceType, resource};
+                         TaskSubmitted, TaskSucceeded {resourceType, resource, output};
+                         TaskFailed, TaskTimedOut {resourceType, resource, error?, cause?}
   stack                  {target, outputs: {name: value}}
   demo                   {target, rngSeed?, runs: [{scenario, mode, orderId, itemId, status,
                          expected, stockBefore, stockAfter, paymentStatus?, steps, elapsedMs}],
@@ -176,10 +197,11 @@ pub enum OrderCommand {
         #[arg(long)]
         wait: bool,
         /// Exit 1 unless the order settles in STATUS (implies --wait).
-        #[arg(long, value_name = "STATUS")]
+        #[arg(long, value_name = "STATUS", ignore_case = true, value_parser = status_parser())]
         expect: Option<OrderStatus>,
-        /// How long to wait, in seconds.
-        #[arg(long, default_value_t = 60, value_name = "SECS")]
+        /// How long to wait for the order (to be recorded, or with --wait to settle), in
+        /// seconds; when it runs out, the order is shown as last seen and the exit code is 1.
+        #[arg(long, default_value_t = DEFAULT_TIMEOUT.as_secs(), value_name = "SECS")]
         timeout: u64,
     },
     /// Show an order.
@@ -199,7 +221,7 @@ pub struct FinishArgs {
     #[command(flatten)]
     pub order: OrderArgs,
     /// How long to wait for the order to reach its final status, in seconds.
-    #[arg(long, default_value_t = 60, value_name = "SECS")]
+    #[arg(long, default_value_t = DEFAULT_TIMEOUT.as_secs(), value_name = "SECS")]
     pub timeout: u64,
 }
 
@@ -245,6 +267,13 @@ impl BenchMode {
     }
 }
 
+/// The order statuses as `--expect`'s possible values, so that `--help` and the shell
+/// completions list them.
+fn status_parser() -> impl TypedValueParser<Value = OrderStatus> {
+    PossibleValuesParser::new(OrderStatus::ALL.iter().map(|status| status.as_str()))
+        .try_map(|text| text.parse::<OrderStatus>())
+}
+
 fn parse_probability(text: &str) -> Result<f64, String> {
     let value: f64 = text
         .parse()
@@ -272,6 +301,26 @@ mod tests {
         assert!(parse_probability("1.5").is_err());
         assert!(parse_probability("-0.1").is_err());
         assert!(parse_probability("NaN").is_err());
+    }
+
+    #[test]
+    fn expect_takes_the_order_statuses_in_any_case() {
+        let expect = |value: &str| {
+            Cli::try_parse_from([
+                "ewf", "order", "create", "c-1", "i-1", "--mode", "events", "--expect", value,
+            ])
+            .map(|cli| match cli.command {
+                Command::Order(OrderCommand::Create { expect, .. }) => expect,
+                _ => None,
+            })
+        };
+        assert_eq!(
+            expect("PAYMENT_FAILED").unwrap(),
+            Some(OrderStatus::PaymentFailed)
+        );
+        assert_eq!(expect("delivering").unwrap(), Some(OrderStatus::Delivering));
+        let refused = expect("LOST").unwrap_err().to_string();
+        assert!(refused.contains("ITEM_NOT_AVAILABLE"), "{refused}");
     }
 
     #[test]

@@ -5,13 +5,14 @@ use crate::cli::{Cli, Command, FinishArgs, Global, LocalCommand, OrderArgs, Orde
 use crate::error::{CliError, Exit, Result};
 use crate::output::Output;
 use crate::targets::local::LocalTarget;
-use crate::targets::{Outcome, Target, Timeline, order_not_found};
+use crate::targets::{Outcome, Target, Timeline, TimelineEntry, not_settled, order_not_found};
 use crate::{bench, demo, deploy, interruptible};
 use clap::CommandFactory;
 use comfy_table::{Cell, Table};
 use ewf_domain::sample::SampleData;
 use ewf_domain::{CustomerId, ItemId, Mode, Order, OrderId, OrderStatus};
 use serde_json::json;
+use std::collections::HashSet;
 use std::path::Path;
 use std::time::Duration;
 
@@ -71,6 +72,10 @@ async fn dispatch(global: &Global, output: &Output, command: Command) -> Result<
         Command::Stack => {
             let target = global.open(output).await?;
             let outputs = target.outputs().await?;
+            if !outputs.iter().any(|(key, _)| key == "HttpApiUrl") {
+                // Not an output of the local stack: scripts reading it get no sentence.
+                output.note("the local stack serves its HTTP API while `ewf local serve` runs (http://127.0.0.1:3000 by default)");
+            }
             let map: serde_json::Map<_, _> = outputs
                 .iter()
                 .map(|(key, value)| (key.clone(), json!(value)))
@@ -142,16 +147,15 @@ async fn create(
     let target = global.open(output).await?;
     let timeout = Duration::from_secs(timeout);
     let spinner = output.spinner(format!("creating a {mode} order of {item} for {customer}"));
-    let created = target.create_order(mode, customer, item, wait.then_some(timeout));
-    let order = tokio::time::timeout(timeout, created).await.map_err(|_| {
-        CliError::expectation(format!(
-            "the order did not settle within {}s",
-            timeout.as_secs()
-        ))
-        .hint("wait longer with --timeout")
-    })??;
+    let order = target
+        .start_order(mode, customer, item, wait, timeout)
+        .await?;
     drop(spinner);
+    // Shown even when it disappoints, so a script still has the order id.
     show_order(output, &order);
+    if wait && !order.order_status.is_settled() {
+        return Err(not_settled(&order, timeout));
+    }
     match expect {
         Some(expected) if order.order_status != expected => Err(CliError::expectation(format!(
             "order {} is {}, expected {expected}",
@@ -226,7 +230,7 @@ pub fn show_order(output: &Output, order: &Order) {
 
 async fn events(global: &Global, output: &Output, order: &OrderId, follow: bool) -> Result<()> {
     let target = global.open(output).await?;
-    let timeline = target.timeline(order).await?.ok_or_else(|| {
+    let mut timeline = target.timeline(order).await?.ok_or_else(|| {
         CliError::not_found(format!("no events and no execution found for order {order}"))
             .hint("check the order id (`ewf order create` prints it); events appear once the order is created")
     })?;
@@ -234,35 +238,45 @@ async fn events(global: &Global, output: &Output, order: &OrderId, follow: bool)
         output.show(&timeline, |timeline| timeline_table(output, timeline));
         return Ok(());
     }
-    let mut printed = 0;
-    let mut timeline = timeline;
+    let mut seen = HashSet::new();
+    print_entries(output, unseen(&timeline.entries, &mut seen));
     loop {
-        // Decided before the last read, so the entries that finished the order are shown.
+        // Decided before the next read: the event store may lag the order by a moment,
+        // so the end is a read after the order finished that brings nothing new.
         let done = finished(target.as_ref(), &timeline).await?;
-        if done {
-            // The event store may lag the order by a moment.
-            tokio::time::sleep(FOLLOW_POLL).await;
-            timeline = target.timeline(order).await?.unwrap_or(timeline);
-        }
-        for entry in timeline.entries.iter().skip(printed) {
-            if output.is_json() {
-                // One JSON object per line, so a script can read entries as they come.
-                output.print(&serde_json::to_string(entry).unwrap_or_default());
-            } else {
-                output.print(&format!(
-                    "{}  {:<28} {}",
-                    entry.time.to_rfc3339(),
-                    entry.kind,
-                    entry.source
-                ));
-            }
-        }
-        printed = timeline.entries.len();
-        if done {
-            return Ok(());
-        }
         tokio::time::sleep(FOLLOW_POLL).await;
         timeline = target.timeline(order).await?.unwrap_or(timeline);
+        let new = unseen(&timeline.entries, &mut seen);
+        if done && new.is_empty() {
+            return Ok(());
+        }
+        print_entries(output, new);
+    }
+}
+
+/// The entries not seen before, in timeline order, now marked seen. Told apart by id,
+/// not position: on AWS the event store is written by separate invocations and sorted
+/// by time, so an earlier event stored late lands among those already printed.
+fn unseen<'a>(entries: &'a [TimelineEntry], seen: &mut HashSet<String>) -> Vec<&'a TimelineEntry> {
+    entries
+        .iter()
+        .filter(|entry| seen.insert(entry.id.clone()))
+        .collect()
+}
+
+fn print_entries(output: &Output, entries: Vec<&TimelineEntry>) {
+    for entry in entries {
+        if output.is_json() {
+            // One JSON object per line, so a script can read entries as they come.
+            output.print(&serde_json::to_string(entry).unwrap_or_default());
+        } else {
+            output.print(&format!(
+                "{}  {:<28} {}",
+                entry.time.to_rfc3339(),
+                entry.kind,
+                entry.source
+            ));
+        }
     }
 }
 
@@ -307,4 +321,33 @@ async fn serve(global: &Global, output: &Output, port: u16) -> Result<()> {
     };
     ewf_local::serve::serve(target.stack().clone(), listener, shutdown).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(id: &str, millis: i64) -> TimelineEntry {
+        TimelineEntry {
+            id: id.into(),
+            time: chrono::DateTime::from_timestamp_millis(millis).unwrap(),
+            kind: format!("Event{id}"),
+            source: "Order".into(),
+            detail: json!({}),
+        }
+    }
+
+    #[test]
+    fn following_prints_an_earlier_event_stored_late_and_nothing_twice() {
+        let mut seen = HashSet::new();
+        let first = [entry("a", 1), entry("c", 3)];
+        let ids = |entries: Vec<&TimelineEntry>| -> Vec<String> {
+            entries.into_iter().map(|entry| entry.id.clone()).collect()
+        };
+        assert_eq!(ids(unseen(&first, &mut seen)), ["a", "c"]);
+        // `b` was stored after `c` but happened before it: it lands in the middle.
+        let second = [entry("a", 1), entry("b", 2), entry("c", 3), entry("d", 4)];
+        assert_eq!(ids(unseen(&second, &mut seen)), ["b", "d"]);
+        assert!(unseen(&second, &mut seen).is_empty());
+    }
 }

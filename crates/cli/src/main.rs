@@ -85,10 +85,13 @@ fn init_tracing() {
 /// Runs a command until it ends or the user presses Ctrl-C (exit 130).
 pub async fn interruptible<T>(work: impl Future<Output = error::Result<T>>) -> error::Result<T> {
     tokio::select! {
-        result = work => result,
+        // Ctrl-C first: its first poll installs the handler, so a signal that comes as
+        // soon as the work has printed something is caught rather than killing `ewf`.
+        biased;
         _ = tokio::signal::ctrl_c() => {
             Err(CliError::new(Exit::Interrupted, "interrupted")
                 .hint("what was done is kept; check with `ewf order describe` or run the command again"))
         }
+        result = work => result,
     }
 }

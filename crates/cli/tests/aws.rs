@@ -279,6 +279,42 @@ impl Stack {
         )
     }
 
+    async fn execution_names(&self) -> Vec<String> {
+        aws_sdk_sfn::Client::new(&self.config)
+            .list_executions()
+            .state_machine_arn(self.output("StateMachineArn"))
+            .send()
+            .await
+            .unwrap()
+            .executions()
+            .iter()
+            .map(|execution| execution.name().to_owned())
+            .collect()
+    }
+
+    /// The first execution of the state machine not named in `known`, once started.
+    async fn new_execution(&self, known: &[String]) -> aws_sdk_sfn::types::ExecutionListItem {
+        let sfn = aws_sdk_sfn::Client::new(&self.config);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let listed = sfn
+                .list_executions()
+                .state_machine_arn(self.output("StateMachineArn"))
+                .send()
+                .await
+                .unwrap();
+            if let Some(execution) = listed
+                .executions()
+                .iter()
+                .find(|execution| !known.iter().any(|name| name == execution.name()))
+            {
+                return execution.clone();
+            }
+            assert!(Instant::now() < deadline, "no execution was started");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
     async fn available(&self, item: &str) -> i64 {
         self.inventory()
             .get(&ItemId::parse(item).unwrap())
@@ -317,6 +353,7 @@ async fn the_aws_target_works_on_a_stack_in_moto() {
     set_fail_probability_merges_into_the_function_environment(&stack).await;
     events_lists_the_stored_events_of_an_order(&stack).await;
     a_workflow_order_is_started_and_followed(&stack).await;
+    an_order_that_does_not_settle_in_time_is_still_printed(&stack).await;
     a_delivery_event_goes_to_the_bus(&stack).await;
     a_missing_stack_is_a_configuration_error(&stack);
 }
@@ -482,24 +519,9 @@ async fn a_workflow_order_is_started_and_followed(stack: &Stack) {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let sfn = aws_sdk_sfn::Client::new(&stack.config);
-    let machine = stack.output("StateMachineArn");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let execution = loop {
-        let listed = sfn
-            .list_executions()
-            .state_machine_arn(machine)
-            .send()
-            .await
-            .unwrap();
-        if let Some(execution) = listed.executions().first() {
-            break execution.clone();
-        }
-        assert!(Instant::now() < deadline, "no execution was started");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let execution = stack.new_execution(&[]).await;
     let order_id = OrderId::parse(execution.name()).unwrap();
-    let described = sfn
+    let described = aws_sdk_sfn::Client::new(&stack.config)
         .describe_execution()
         .execution_arn(execution.execution_arn())
         .send()
@@ -527,11 +549,84 @@ async fn a_workflow_order_is_started_and_followed(stack: &Stack) {
 
     let history = stack.json(&["events", "--order", order_id.as_str()]);
     assert_eq!(history["mode"], "workflow");
-    assert_eq!(history["entries"][0]["type"], "ExecutionStarted");
+    // moto's history is a fixed one; its details come out as the local stack's do.
+    let started = &history["entries"][0];
+    assert_eq!(started["type"], "ExecutionStarted");
+    assert!(started["detail"]["input"].is_object(), "{history}");
+    assert!(started["detail"]["roleArn"].is_string(), "{history}");
+    let entered = history["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|entry| entry["type"] == "PassStateEntered")
+        .unwrap_or_else(|| panic!("{history}"));
+    assert_eq!(entered["source"], entered["detail"]["name"]);
+    assert!(entered["detail"]["input"].is_object(), "{history}");
 
     stack
         .run(&["order", "describe", "customer-2", order_id.as_str()])
         .expect_error(3);
+}
+
+/// A workflow order that is recorded but does not settle within --timeout: its JSON is
+/// still printed (a script gets its id) and the exit code is 1, naming order and status.
+/// Without --wait, an order never recorded ends the wait at --timeout, not at 30 s.
+async fn an_order_that_does_not_settle_in_time_is_still_printed(stack: &Stack) {
+    let known = stack.execution_names().await;
+    let child = stack
+        .command()
+        .args([
+            "order",
+            "create",
+            "customer-1",
+            "item-1",
+            "--mode",
+            "workflow",
+            "--expect",
+            "DELIVERING",
+            "--timeout",
+            "3",
+            "--output",
+            "json",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let order_id = OrderId::parse(stack.new_execution(&known).await.name()).unwrap();
+    let paid = order(Mode::Workflow, &order_id, OrderStatus::Paid);
+    assert!(stack.orders().create(&paid).await.unwrap());
+    let created = common::finish(child.wait_with_output().unwrap());
+    let message = created.expect_error(1);
+    assert!(
+        message.contains(order_id.as_str()) && message.contains("PAID"),
+        "{message}"
+    );
+    let shown = created.json();
+    assert_eq!(
+        (shown["orderId"].as_str(), shown["orderStatus"].as_str()),
+        (Some(order_id.as_str()), Some("PAID"))
+    );
+
+    let started = Instant::now();
+    let unrecorded = stack.run(&[
+        "order",
+        "create",
+        "customer-1",
+        "item-1",
+        "--mode",
+        "workflow",
+        "--timeout",
+        "1",
+    ]);
+    assert!(
+        unrecorded
+            .expect_error(1)
+            .contains("not recorded within 1s"),
+        "{}",
+        unrecorded.stderr
+    );
+    assert!(started.elapsed() < Duration::from_secs(20));
 }
 
 /// Events mode: deliver puts a Logistics event on the stack's bus; nothing consumes it

@@ -220,6 +220,66 @@ async fn a_workflow_order_is_canceled_and_its_history_listed() {
         entries.iter().any(|entry| entry["source"] == "ReserveItem"),
         "{timeline}"
     );
+    workflow_entries_have_the_documented_shape(entries);
+}
+
+/// The shape `ewf --help` documents, which the AWS target maps its history to.
+fn workflow_entries_have_the_documented_shape(entries: &[Value]) {
+    let keys = |entry: &Value| -> Vec<String> {
+        let mut keys: Vec<String> = entry["detail"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect();
+        keys.sort();
+        keys
+    };
+    let ids: std::collections::HashSet<&str> = entries
+        .iter()
+        .map(|entry| entry["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), entries.len(), "ids are not unique");
+    for entry in entries {
+        let kind = entry["type"].as_str().unwrap();
+        let detail = &entry["detail"];
+        if kind.ends_with("StateEntered") {
+            assert!(detail["input"].is_object(), "{entry}");
+            assert_eq!(entry["source"], detail["name"], "{entry}");
+        } else if kind.ends_with("StateExited") {
+            assert!(detail.get("output").is_some(), "{entry}");
+            assert_eq!(entry["source"], detail["name"], "{entry}");
+        } else if kind.starts_with("Task") {
+            assert_eq!(detail["resourceType"], "lambda", "{entry}");
+            assert_eq!(entry["source"], detail["resource"], "{entry}");
+        }
+        match kind {
+            "ExecutionStarted" => assert_eq!(keys(entry), ["input", "roleArn"], "{entry}"),
+            "TaskScheduled" => {
+                assert_eq!(
+                    keys(entry),
+                    [
+                        "parameters",
+                        "region",
+                        "resource",
+                        "resourceType",
+                        "timeoutInSeconds"
+                    ],
+                    "{entry}"
+                );
+                assert!(detail["parameters"]["Payload"].is_object(), "{entry}");
+            }
+            "TaskSucceeded" | "TaskSubmitted" => {
+                assert_eq!(
+                    keys(entry),
+                    ["output", "resource", "resourceType"],
+                    "{entry}"
+                );
+                assert!(detail["output"].is_object(), "{entry}");
+            }
+            _ => {}
+        }
+    }
 }
 
 #[tokio::test]
@@ -238,8 +298,17 @@ async fn an_unmet_expectation_exits_1_and_still_prints_the_order() {
         "--output",
         "json",
     ]);
-    assert!(run.expect_error(1).contains("expected DELIVERING"));
-    assert_eq!(text(&run.json(), "orderStatus"), "PAYMENT_FAILED");
+    let message = run.expect_error(1);
+    assert!(message.contains("expected DELIVERING"), "{message}");
+    // The order is still printed, so a script has its id.
+    let order = run.json();
+    assert_eq!(text(&order, "orderStatus"), "PAYMENT_FAILED");
+    let order_id = text(&order, "orderId");
+    assert!(message.contains(&order_id), "{message}");
+    assert_eq!(
+        local.json(&["order", "describe", "customer-1", &order_id]),
+        order
+    );
     assert_eq!(available(&local.stack(), "item-1").await, 10);
 }
 
@@ -287,11 +356,26 @@ async fn malformed_ids_and_probabilities_are_usage_errors_that_change_nothing() 
             "--mode",
             "sideways",
         ],
+        &["deliver", "customer-1", "order'1"],
+        &["cancel", "customer-1", "o 1"],
+        &["events", "--order", "o/1"],
+        &[
+            "order",
+            "create",
+            "customer-1",
+            "item-1",
+            "--mode",
+            "events",
+            "--expect",
+            "LOST",
+        ],
         &["set-fail-probability", "1.5"],
         &["set-fail-probability", "-0.1"],
         &["set-fail-probability", "often"],
     ] {
-        local.run(args).expect_error(2);
+        let refused = local.run(args);
+        refused.expect_error(2);
+        assert_eq!(refused.stdout, "", "{args:?}");
     }
     let stack = local.stack();
     assert_eq!(stack.fail_probability().unwrap(), 0.25);
@@ -337,6 +421,8 @@ async fn the_probability_setting_persists_between_commands() {
         outputs["outputs"]["StateDir"],
         local.state_dir().display().to_string()
     );
+    // Only values a script can use: the local API has no URL until it is served.
+    assert!(outputs["outputs"].get("HttpApiUrl").is_none(), "{outputs}");
 }
 
 #[test]
@@ -445,6 +531,8 @@ fn completions_are_printed_for_a_shell() {
     let bash = run(ewf(dir.path()), &["completions", "bash"]);
     bash.expect_success();
     assert!(bash.stdout.contains("set-fail-probability"));
+    // --expect completes to the order statuses.
+    assert!(bash.stdout.contains("ITEM_NOT_AVAILABLE"));
     run(ewf(dir.path()), &["completions", "cmd.exe"]).expect_error(2);
 }
 
@@ -466,9 +554,17 @@ fn help_documents_the_exit_codes() {
         "130  interrupted",
         "3    not found",
         "4    configuration or credentials",
+        "TaskScheduled {resourceType, resource, region, parameters,",
     ] {
         assert!(help.stdout.contains(line), "{line}");
     }
+    let create = run(ewf(dir.path()), &["order", "create", "--help"]);
+    create.expect_success();
+    assert!(
+        create.stdout.contains("DELIVERING") && create.stdout.contains("PAYMENT_FAILED"),
+        "{}",
+        create.stdout
+    );
 }
 
 /// Sends SIGINT, as Ctrl-C does.

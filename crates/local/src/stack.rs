@@ -94,9 +94,8 @@ const RETRY_BACKOFF: chrono::Duration = chrono::Duration::milliseconds(20);
 const CLAIM_BATCH: u32 = 64;
 const BATCH_LIMIT: usize = 1024;
 const BATCH_TIME: Duration = Duration::from_millis(50);
-/// How long an order may take to settle, and how often to look again when nothing is
-/// due here (another process may be at work on it).
-const SETTLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// How often to look again at an order that has not settled when nothing is due here
+/// (another process may be at work on it).
 const SETTLE_POLL: Duration = Duration::from_millis(10);
 /// The local state machine's name, as the template names it after its stack.
 pub const MACHINE_NAME: &str = "OrderWorkflow-local";
@@ -309,12 +308,13 @@ impl LocalStack {
     }
 
     /// Runs what is due until the order's status satisfies `settled`, waiting for the
-    /// next retry or wake-up when nothing is due, for at most [`SETTLE_TIMEOUT`].
+    /// next retry or wake-up when nothing is due, for at most `timeout`.
     async fn settle(
         &self,
         customer: &CustomerId,
         order_id: &OrderId,
         settled: impl Fn(OrderStatus) -> bool,
+        timeout: Duration,
     ) -> Result<Order, LocalError> {
         let started = Instant::now();
         loop {
@@ -325,13 +325,13 @@ impl LocalStack {
                 return Ok(order);
             }
             let waited = started.elapsed();
-            if waited >= SETTLE_TIMEOUT {
+            if waited >= timeout {
                 return Err(LocalError::NotSettled {
                     order: order_id.clone(),
-                    waited: SETTLE_TIMEOUT,
+                    waited: timeout,
                 });
             }
-            tokio::time::sleep(self.until_due()?.min(SETTLE_TIMEOUT - waited)).await;
+            tokio::time::sleep(self.until_due()?.min(timeout - waited)).await;
         }
     }
 
@@ -372,15 +372,17 @@ impl LocalStack {
         })
     }
 
-    /// Creates an order and runs its saga until it settles: DELIVERING, or terminal.
+    /// Creates an order and runs its saga until it settles (DELIVERING, or terminal),
+    /// for at most `timeout`.
     pub async fn create_order(
         &self,
         mode: Mode,
         customer: &CustomerId,
         item: &ItemId,
+        timeout: Duration,
     ) -> Result<Order, LocalError> {
         let order_id = self.start_order(mode, customer, item).await?;
-        self.settle(customer, &order_id, OrderStatus::is_settled)
+        self.settle(customer, &order_id, OrderStatus::is_settled, timeout)
             .await
     }
 
@@ -435,24 +437,33 @@ impl LocalStack {
             .ok_or_else(|| ServiceError::not_found("Order", order).into())
     }
 
-    /// Marks an order's delivery delivered, through the channel of the order's mode.
+    /// Marks an order's delivery delivered, through the channel of the order's mode,
+    /// and runs the saga until the order is final, for at most `timeout`.
     pub async fn deliver(
         &self,
         customer: &CustomerId,
         order: &OrderId,
+        timeout: Duration,
     ) -> Result<Order, LocalError> {
-        self.finish_delivery(customer, order, DetailType::Delivered, "delivered")
+        self.finish_delivery(customer, order, DetailType::Delivered, "delivered", timeout)
             .await
     }
 
-    /// Cancels an order's delivery, through the channel of the order's mode.
+    /// Cancels an order's delivery, as [`LocalStack::deliver`] delivers it.
     pub async fn cancel(
         &self,
         customer: &CustomerId,
         order: &OrderId,
+        timeout: Duration,
     ) -> Result<Order, LocalError> {
-        self.finish_delivery(customer, order, DetailType::DeliveryCanceled, "cancel")
-            .await
+        self.finish_delivery(
+            customer,
+            order,
+            DetailType::DeliveryCanceled,
+            "cancel",
+            timeout,
+        )
+        .await
     }
 
     /// Events mode: a Logistics event on the bus, as the partner would send it.
@@ -463,6 +474,7 @@ impl LocalStack {
         order_id: &OrderId,
         event: DetailType,
         action: &str,
+        timeout: Duration,
     ) -> Result<Order, LocalError> {
         self.drain().await?;
         let order = self.require_order(customer, order_id).await?;
@@ -490,7 +502,7 @@ impl LocalStack {
                 .await?;
             }
         }
-        self.settle(customer, order_id, OrderStatus::is_terminal)
+        self.settle(customer, order_id, OrderStatus::is_terminal, timeout)
             .await
     }
 

@@ -303,6 +303,156 @@ async fn states_all_compensates_a_failed_payment() {
 }
 
 #[tokio::test]
+async fn every_failure_after_the_reservation_compensates_what_may_have_been_done() {
+    // (the failing action, its error, the calls that follow it)
+    let branches = [
+        // A reservation that ended in no known way may still have happened.
+        (
+            "reserve",
+            "States.Timeout",
+            vec!["inventory:unreserve", "order:fail"],
+        ),
+        (
+            "describe",
+            "CustomerNotFound",
+            vec!["inventory:unreserve", "order:fail"],
+        ),
+        (
+            "estimate",
+            "AddressNotFound",
+            vec!["inventory:unreserve", "order:fail"],
+        ),
+        // A payment that ended in no known way may have been made: refund it.
+        (
+            "pay",
+            "Lambda.Unknown",
+            vec!["payment:cancel", "inventory:unreserve", "order:fail"],
+        ),
+        (
+            "remove",
+            "NothingReserved",
+            vec!["payment:cancel", "inventory:unreserve", "order:fail"],
+        ),
+        (
+            "start",
+            "DeliveryExists",
+            vec!["inventory:return", "payment:cancel", "order:fail"],
+        ),
+        (
+            "advance",
+            "OrderNotFound",
+            vec!["inventory:return", "payment:cancel", "order:fail"],
+        ),
+    ];
+    let machine = workflow();
+    for (index, (failing, error, compensation)) in branches.into_iter().enumerate() {
+        let executions = executions();
+        let functions = Scripted::new(move |function, payload, _| {
+            let action = payload["action"].as_str().unwrap_or_default();
+            // `describe` of the customer, not of the item.
+            let fails = action == failing && (failing != "describe" || function == "customer");
+            if fails {
+                Err(function_error(error, "it went wrong"))
+            } else {
+                services(function, payload)
+            }
+        });
+        let name = format!("order-{index}");
+        let failed = executions
+            .start(&machine, &functions, &name, input())
+            .await
+            .unwrap();
+        assert_eq!(failed.error.as_deref(), Some("OrderFailed"), "{failing}");
+        let actions = functions.actions();
+        let after = actions
+            .iter()
+            .rposition(|action| action.ends_with(&format!(":{failing}")))
+            .unwrap();
+        assert_eq!(actions[after + 1..], compensation, "{failing}");
+        // The order is recorded as failed with the error that started it.
+        let (_, recorded) = functions.calls().pop().unwrap();
+        assert_eq!(recorded["error"]["Error"], error, "{failing}");
+    }
+}
+
+#[tokio::test]
+async fn a_compensation_that_keeps_failing_does_not_stop_the_others() {
+    let machine = workflow();
+    let executions = executions();
+    let functions = Scripted::new(|function, payload, _| match payload["action"].as_str() {
+        Some("pay") => Err(function_error("PaymentFailed", "card declined")),
+        Some("unreserve") => Err(function_error("ServiceUnavailable", "still down")),
+        _ => services(function, payload),
+    });
+    let failed = executions
+        .start(&machine, &functions, "order-c", input())
+        .await
+        .unwrap();
+    assert_eq!(failed.error.as_deref(), Some("OrderFailed"));
+    let actions = functions.actions();
+    // Retried (3 more attempts), then the failure is recorded all the same.
+    assert_eq!(
+        actions[actions.len() - 5..],
+        [
+            "inventory:unreserve",
+            "inventory:unreserve",
+            "inventory:unreserve",
+            "inventory:unreserve",
+            "order:fail"
+        ]
+    );
+    let (_, last) = functions.calls().pop().unwrap();
+    assert_eq!(last["error"]["Error"], "PaymentFailed");
+    assert_eq!(
+        last["order"]["compensationError"]["Error"],
+        "ServiceUnavailable"
+    );
+}
+
+#[tokio::test]
+async fn a_reply_is_for_its_own_task_only() {
+    // Two waits in a row: the first one's reply must not answer the second.
+    let waiting = |next: Value| {
+        let mut state = json!({
+            "Type": "Task", "Resource": "arn:aws:states:::lambda:invoke.waitForTaskToken",
+            "Parameters": {"FunctionName": "f", "Payload": {"token.$": "$$.Task.Token"}},
+        });
+        state
+            .as_object_mut()
+            .unwrap()
+            .extend(next.as_object().unwrap().clone());
+        state
+    };
+    let machine = machine(json!({
+        "StartAt": "First",
+        "States": {
+            "First": waiting(json!({"ResultPath": "$.first", "Next": "Between"})),
+            "Between": {"Type": "Pass", "Next": "Second"},
+            "Second": waiting(json!({"ResultPath": "$.second", "End": true})),
+        }
+    }));
+    let executions = executions();
+    let functions = Scripted::new(|_, _, _| Ok(json!(null)));
+    executions
+        .start(&machine, &functions, "twice", json!({}))
+        .await
+        .unwrap();
+    let token = |n: usize| functions.calls()[n].1["token"].as_str().unwrap().to_owned();
+    let after_first = executions
+        .send_task_success(&machine, &functions, &token(0), json!("one"))
+        .await
+        .unwrap();
+    assert_eq!(after_first.status, ExecutionStatus::Running);
+    assert_eq!(functions.calls().len(), 2);
+    assert_ne!(token(0), token(1));
+    let done = executions
+        .send_task_success(&machine, &functions, &token(1), json!("two"))
+        .await
+        .unwrap();
+    assert_eq!(done.output, Some(json!({"first": "one", "second": "two"})));
+}
+
+#[tokio::test]
 async fn retry_retries_a_transient_error_then_succeeds() {
     let machine = workflow();
     let executions = executions();

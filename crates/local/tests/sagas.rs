@@ -2,9 +2,13 @@
 //! specification, parity between the modes, restarts and duplicate deliveries.
 
 use ewf_domain::sample::SampleData;
-use ewf_domain::{CustomerId, Item, ItemId, Mode, Order, OrderStatus, PaymentStatus};
+use ewf_domain::{Address, CustomerId, Item, ItemId, Mode, Order, OrderStatus, PaymentStatus};
 use ewf_local::{LocalOptions, LocalStack};
 use std::path::PathBuf;
+use std::time::Duration;
+
+/// How long an order may take to settle.
+const SETTLE: Duration = Duration::from_secs(60);
 
 /// A state directory removed when the test ends.
 struct TempState(PathBuf);
@@ -39,13 +43,18 @@ fn item(id: &str) -> ItemId {
     ItemId::parse(id).unwrap()
 }
 
-/// The sample data plus an item with no stock.
+/// The sample data plus an item with no stock and a customer living where no
+/// delivery can go.
 fn data() -> SampleData {
     let mut data = SampleData::builtin();
     let mut sold_out: Item = data.items[0].clone();
     sold_out.item_id = item("item-sold-out");
     sold_out.available = 0;
     data.items.push(sold_out);
+    let mut far_away = data.customers[0].clone();
+    far_away.customer_id = customer("customer-far");
+    far_away.address = Address::parse("1 Sunken Road, Atlantis").unwrap();
+    data.customers.push(far_away);
     data
 }
 
@@ -62,6 +71,7 @@ enum Scenario {
     PaymentFailed,
     ItemNotAvailable,
     UnknownCustomer,
+    UnroutableAddress,
 }
 
 /// What a scenario ends in, compared across the modes.
@@ -77,6 +87,7 @@ async fn run(stack: &LocalStack, mode: Mode, scenario: Scenario) -> (Order, Outc
     let (who, what) = match scenario {
         Scenario::ItemNotAvailable => ("customer-1", "item-sold-out"),
         Scenario::UnknownCustomer => ("customer-404", "item-1"),
+        Scenario::UnroutableAddress => ("customer-far", "item-1"),
         _ => ("customer-2", "item-1"),
     };
     let fail = if scenario == Scenario::PaymentFailed {
@@ -87,21 +98,21 @@ async fn run(stack: &LocalStack, mode: Mode, scenario: Scenario) -> (Order, Outc
     stack.set_fail_probability(fail).unwrap();
     let before = stack.item(&item(what)).await.unwrap().unwrap();
     let mut order = stack
-        .create_order(mode, &customer(who), &item(what))
+        .create_order(mode, &customer(who), &item(what), SETTLE)
         .await
         .unwrap();
     match scenario {
         Scenario::Delivered => {
             assert_eq!(order.order_status, OrderStatus::Delivering);
             order = stack
-                .deliver(&order.customer_id, &order.order_id)
+                .deliver(&order.customer_id, &order.order_id, SETTLE)
                 .await
                 .unwrap();
         }
         Scenario::Canceled => {
             assert_eq!(order.order_status, OrderStatus::Delivering);
             order = stack
-                .cancel(&order.customer_id, &order.order_id)
+                .cancel(&order.customer_id, &order.order_id, SETTLE)
                 .await
                 .unwrap();
         }
@@ -149,7 +160,9 @@ fn expected(scenario: Scenario) -> Outcome {
             true,
         ),
         Scenario::ItemNotAvailable => (OrderStatus::ItemNotAvailable, (0, 0), None, true),
-        Scenario::UnknownCustomer => (OrderStatus::Failed, (0, 0), None, true),
+        Scenario::UnknownCustomer | Scenario::UnroutableAddress => {
+            (OrderStatus::Failed, (0, 0), None, true)
+        }
     };
     Outcome {
         status,
@@ -200,15 +213,21 @@ fn event_names(scenario: Scenario) -> Vec<&'static str> {
             "ErrorCustomerDescribed",
             "ItemUnreserved",
         ],
+        Scenario::UnroutableAddress => [
+            &start[..4],
+            ["ErrorDeliveryEstimated", "ItemUnreserved"].as_slice(),
+        ]
+        .concat(),
     }
 }
 
-const SCENARIOS: [Scenario; 5] = [
+const SCENARIOS: [Scenario; 6] = [
     Scenario::Delivered,
     Scenario::Canceled,
     Scenario::PaymentFailed,
     Scenario::ItemNotAvailable,
     Scenario::UnknownCustomer,
+    Scenario::UnroutableAddress,
 ];
 
 #[tokio::test]
@@ -302,7 +321,12 @@ async fn a_waiting_workflow_order_survives_the_process_and_is_delivered_later() 
         let stack = open(&state).await;
         stack.set_fail_probability(0.0).unwrap();
         let order = stack
-            .create_order(Mode::Workflow, &customer("customer-3"), &item("item-2"))
+            .create_order(
+                Mode::Workflow,
+                &customer("customer-3"),
+                &item("item-2"),
+                SETTLE,
+            )
             .await
             .unwrap();
         assert_eq!(order.order_status, OrderStatus::Delivering);
@@ -310,7 +334,7 @@ async fn a_waiting_workflow_order_survives_the_process_and_is_delivered_later() 
     };
     let reopened = LocalStack::open(state.options()).unwrap();
     let delivered = reopened
-        .deliver(&order.customer_id, &order.order_id)
+        .deliver(&order.customer_id, &order.order_id, SETTLE)
         .await
         .unwrap();
     assert_eq!(delivered.order_status, OrderStatus::Delivered);
@@ -328,12 +352,12 @@ async fn delivering_an_order_that_is_not_in_delivery_is_refused_and_changes_noth
     stack.set_fail_probability(1.0).unwrap();
     for mode in [Mode::Events, Mode::Workflow] {
         let order = stack
-            .create_order(mode, &customer("customer-1"), &item("item-3"))
+            .create_order(mode, &customer("customer-1"), &item("item-3"), SETTLE)
             .await
             .unwrap();
         let before = stack.item(&item("item-3")).await.unwrap();
         let err = stack
-            .deliver(&order.customer_id, &order.order_id)
+            .deliver(&order.customer_id, &order.order_id, SETTLE)
             .await
             .unwrap_err();
         assert!(err.to_string().contains("not DELIVERING"), "{err}");
@@ -362,7 +386,7 @@ async fn concurrent_orders_never_oversell() {
         };
         tokio::spawn(async move {
             stack
-                .create_order(mode, &customer("customer-1"), &item("item-2"))
+                .create_order(mode, &customer("customer-1"), &item("item-2"), SETTLE)
                 .await
         })
     });

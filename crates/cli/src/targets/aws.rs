@@ -1,14 +1,14 @@
 //! A deployed stack as a target: physical names from the CloudFormation outputs, the
 //! services reached as a user would reach them (HTTP API, StartExecution, PutEvents).
 
-use super::sigv4::SignedHttp;
-use super::{Outcome, Target, Timeline, TimelineEntry, order_not_found};
+use super::sigv4::{SignedHttp, no_credentials};
+use super::{Outcome, Target, Timeline, TimelineEntry, causes, not_settled, order_not_found};
 use crate::error::{CliError, Result};
 use async_trait::async_trait;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
-use aws_credential_types::provider::ProvideCredentials;
-use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
+use aws_sdk_lambda::operation::get_function_configuration::GetFunctionConfigurationOutput;
 use aws_sdk_lambda::types::{Environment, LastUpdateStatus};
 use aws_sdk_sfn::types::{ExecutionStatus, HistoryEvent};
 use ewf_aws::{DynamoCustomers, DynamoEvents, DynamoInventory, DynamoOrders, DynamoPayments};
@@ -22,8 +22,8 @@ use ewf_domain::{
     StoreError,
 };
 use ewf_local::SeedSummary;
-use serde_json::{Value, json};
-use std::collections::BTreeMap;
+use serde_json::{Map, Value, json};
+use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 /// The Payment function's setting, and its value when the variable is absent (as in the template).
@@ -33,6 +33,21 @@ const DEFAULT_FAIL_PROBABILITY: f64 = 0.2;
 const POLL: Duration = Duration::from_millis(500);
 /// How long a function configuration update may take.
 const UPDATE_TIMEOUT: Duration = Duration::from_secs(120);
+/// How many times a configuration update is tried when another writer got in first.
+const UPDATE_ATTEMPTS: u32 = 3;
+/// The AWS error codes that mean credentials or permissions are wrong (exit 4).
+const CREDENTIALS: &[&str] = &[
+    "AccessDenied",
+    "AccessDeniedException",
+    "UnrecognizedClientException",
+    "InvalidClientTokenId",
+    "ExpiredToken",
+    "ExpiredTokenException",
+    "InvalidSignatureException",
+    "SignatureDoesNotMatch",
+];
+const CREDENTIALS_HINT: &str =
+    "check your credentials and permissions (--profile, `aws sso login`)";
 
 /// Where the stack is and how to reach AWS: as the AWS CLI takes them.
 #[derive(Clone, Debug, Default)]
@@ -66,11 +81,9 @@ impl AwsTarget {
                 .hint("pass --region, set AWS_REGION or give the profile a region")
         })?;
         let provider = config.credentials_provider().ok_or_else(no_credentials)?;
-        let credentials = provider.provide_credentials().await.map_err(|err| {
-            // The provider chain's story is long (every provider it tried): keep it for the log.
-            tracing::debug!(error = %DisplayErrorContext(&err), "no credentials");
-            no_credentials()
-        })?;
+        let http = SignedHttp::new(provider, region.clone())?;
+        // Early, so that missing credentials are said as such rather than as a failed call.
+        http.credentials().await?;
         let outputs = stack_outputs(
             &aws_sdk_cloudformation::Client::new(&config),
             &settings.stack,
@@ -93,7 +106,7 @@ impl AwsTarget {
             sfn: aws_sdk_sfn::Client::new(&config),
             lambda: aws_sdk_lambda::Client::new(&config),
             events: aws_sdk_eventbridge::Client::new(&config),
-            http: SignedHttp::new(credentials, region.clone()),
+            http,
             stack: settings.stack.clone(),
             region,
             outputs,
@@ -153,45 +166,32 @@ impl AwsTarget {
         }
     }
 
-    /// Polls the order until `done` holds. A workflow whose execution ended without the
-    /// order getting there is an error: nothing more will happen.
+    /// Polls the order until `done` holds or `deadline` passes, and returns it as last
+    /// seen (`None`: not recorded). A workflow whose execution ended without the order
+    /// getting there is an error: nothing more will happen.
     async fn follow(
         &self,
         mode: Mode,
         customer: &CustomerId,
         order_id: &OrderId,
-        timeout: Duration,
+        deadline: Instant,
         done: impl Fn(&Order) -> bool + Send + Sync,
-    ) -> Result<Order> {
-        let deadline = Instant::now() + timeout;
+    ) -> Result<Option<Order>> {
         loop {
             let order = self.describe_order(customer, order_id).await?;
-            if let Some(order) = order.as_ref().filter(|order| done(order)) {
-                return Ok(order.clone());
+            if order.as_ref().is_some_and(&done) || Instant::now() >= deadline {
+                return Ok(order);
             }
             if mode == Mode::Workflow
                 && let Some(status) = self.execution_end(order_id).await?
             {
                 let order = self.describe_order(customer, order_id).await?;
-                return order.filter(|order| done(order)).ok_or_else(|| {
+                return order.filter(|order| done(order)).map(Some).ok_or_else(|| {
                     CliError::service(format!("the execution of order {order_id} ended {status} before the order got there"))
                         .hint(format!("see why with `ewf events --order {order_id}`"))
                 });
             }
-            if Instant::now() >= deadline {
-                let status = order.map_or_else(
-                    || "not recorded".to_owned(),
-                    |order| order.order_status.to_string(),
-                );
-                return Err(CliError::expectation(format!(
-                    "order {order_id} did not settle within {}s (it is {status})",
-                    timeout.as_secs()
-                ))
-                .hint(format!(
-                    "wait longer with --timeout, or look at `ewf events --order {order_id}`"
-                )));
-            }
-            tokio::time::sleep(POLL).await;
+            tokio::time::sleep(POLL.min(deadline.saturating_duration_since(Instant::now()))).await;
         }
     }
 
@@ -232,53 +232,91 @@ impl AwsTarget {
         }
     }
 
-    async fn function_environment(
-        &self,
-        function: &str,
-    ) -> Result<std::collections::HashMap<String, String>> {
-        let config = self
-            .lambda
+    async fn configuration(&self, function: &str) -> Result<GetFunctionConfigurationOutput> {
+        self.lambda
             .get_function_configuration()
             .function_name(function)
             .send()
             .await
-            .map_err(|err| aws_error("GetFunctionConfiguration", err))?;
-        Ok(config
-            .environment
-            .and_then(|environment| environment.variables)
-            .unwrap_or_default())
+            .map_err(|err| aws_error("GetFunctionConfiguration", err))
     }
 
-    /// Waits until the function's last configuration update is applied.
-    async fn wait_for_update(&self, function: &str) -> Result<()> {
+    /// The function's configuration once no update is in progress: Lambda refuses an
+    /// update while another one (e.g. a deploy's) is being applied.
+    async fn settled_configuration(
+        &self,
+        function: &str,
+    ) -> Result<GetFunctionConfigurationOutput> {
         let deadline = Instant::now() + UPDATE_TIMEOUT;
         loop {
-            let config = self
-                .lambda
-                .get_function_configuration()
-                .function_name(function)
-                .send()
-                .await
-                .map_err(|err| aws_error("GetFunctionConfiguration", err))?;
-            match config.last_update_status {
-                Some(LastUpdateStatus::Successful) | None => return Ok(()),
-                Some(LastUpdateStatus::Failed) => {
-                    let reason = config.last_update_status_reason.unwrap_or_default();
-                    return Err(CliError::service(format!(
-                        "the update of {function} failed: {reason}"
-                    ))
-                    .hint("fix the cause and run set-fail-probability again"));
-                }
-                Some(_) if Instant::now() >= deadline => {
-                    return Err(CliError::service(format!(
-                        "the update of {function} is still in progress"
-                    ))
-                    .hint("check it with `aws lambda get-function-configuration`"));
-                }
-                Some(_) => tokio::time::sleep(POLL).await,
+            let config = self.configuration(function).await?;
+            if config.last_update_status != Some(LastUpdateStatus::InProgress) {
+                return Ok(config);
             }
+            if Instant::now() >= deadline {
+                return Err(CliError::service(format!(
+                    "the update of {function} is still in progress"
+                ))
+                .hint("check it with `aws lambda get-function-configuration`"));
+            }
+            tokio::time::sleep(POLL).await;
         }
     }
+
+    /// Merges `name=value` into the function's environment (an update replaces all of
+    /// it). The update names the revision it read, so that a concurrent writer's change
+    /// is not lost: Lambda refuses it, and it is read and tried again.
+    async fn set_variable(&self, function: &str, name: &str, value: String) -> Result<()> {
+        let mut attempt = 1;
+        loop {
+            let config = self.settled_configuration(function).await?;
+            let mut variables = variables(&config);
+            variables.insert(name.to_owned(), value.clone());
+            let updated = self
+                .lambda
+                .update_function_configuration()
+                .function_name(function)
+                .set_revision_id(config.revision_id)
+                .environment(
+                    Environment::builder()
+                        .set_variables(Some(variables))
+                        .build(),
+                )
+                .send()
+                .await;
+            match updated {
+                Ok(_) => break,
+                // Another writer's update came between the read and this one.
+                Err(err)
+                    if attempt < UPDATE_ATTEMPTS
+                        && matches!(
+                            err.code(),
+                            Some("PreconditionFailedException" | "ResourceConflictException")
+                        ) =>
+                {
+                    attempt += 1;
+                }
+                Err(err) => return Err(aws_error("UpdateFunctionConfiguration", err)),
+            }
+        }
+        let config = self.settled_configuration(function).await?;
+        if config.last_update_status == Some(LastUpdateStatus::Failed) {
+            let reason = config.last_update_status_reason.unwrap_or_default();
+            return Err(
+                CliError::service(format!("the update of {function} failed: {reason}"))
+                    .hint("fix the cause and run set-fail-probability again"),
+            );
+        }
+        Ok(())
+    }
+}
+
+fn variables(config: &GetFunctionConfigurationOutput) -> HashMap<String, String> {
+    config
+        .environment
+        .as_ref()
+        .and_then(|environment| environment.variables.clone())
+        .unwrap_or_default()
 }
 
 #[async_trait]
@@ -313,21 +351,30 @@ impl Target for AwsTarget {
         })
     }
 
-    async fn create_order(
+    async fn start_order(
         &self,
         mode: Mode,
         customer: &CustomerId,
         item: &ItemId,
-        settle: Option<Duration>,
+        settle: bool,
+        timeout: Duration,
     ) -> Result<Order> {
+        let deadline = Instant::now() + timeout;
         let order_id = self.start(mode, customer, item).await?;
-        // Without --wait, the order is shown as soon as it is recorded.
-        let timeout = settle.unwrap_or(Duration::from_secs(30));
-        let settled = settle.is_some();
-        self.follow(mode, customer, &order_id, timeout, |order| {
-            !settled || order.order_status.is_settled()
+        // Without `settle`, the order is shown as soon as it is recorded.
+        self.follow(mode, customer, &order_id, deadline, |order| {
+            !settle || order.order_status.is_settled()
         })
-        .await
+        .await?
+        .ok_or_else(|| {
+            CliError::expectation(format!(
+                "order {order_id} was not recorded within {}s",
+                timeout.as_secs()
+            ))
+            .hint(format!(
+                "it may still be: check with `ewf order describe {customer} {order_id}`, or wait longer with --timeout"
+            ))
+        })
     }
 
     async fn describe_order(
@@ -345,6 +392,7 @@ impl Target for AwsTarget {
         outcome: Outcome,
         timeout: Duration,
     ) -> Result<Order> {
+        let deadline = Instant::now() + timeout;
         let order = self
             .describe_order(customer, order_id)
             .await?
@@ -399,19 +447,22 @@ impl Target for AwsTarget {
                     .into_success("finish delivery")?;
             }
         }
-        self.follow(order.mode, customer, order_id, timeout, |order| {
-            order.order_status.is_terminal()
-        })
-        .await
+        let last = self
+            .follow(order.mode, customer, order_id, deadline, |order| {
+                order.order_status.is_terminal()
+            })
+            .await?
+            .unwrap_or(order);
+        if last.order_status.is_terminal() {
+            Ok(last)
+        } else {
+            Err(not_settled(&last, timeout))
+        }
     }
 
     async fn fail_probability(&self) -> Result<f64> {
         let function = self.output("PaymentFunction")?;
-        match self
-            .function_environment(&function)
-            .await?
-            .get(FAIL_PROBABILITY)
-        {
+        match variables(&self.configuration(&function).await?).get(FAIL_PROBABILITY) {
             None => Ok(DEFAULT_FAIL_PROBABILITY),
             Some(text) => text.parse().map_err(|_| {
                 CliError::service(format!(
@@ -424,21 +475,8 @@ impl Target for AwsTarget {
 
     async fn set_fail_probability(&self, probability: f64) -> Result<()> {
         let function = self.output("PaymentFunction")?;
-        // The update replaces the whole environment: merge into what is there.
-        let mut variables = self.function_environment(&function).await?;
-        variables.insert(FAIL_PROBABILITY.to_owned(), probability.to_string());
-        self.lambda
-            .update_function_configuration()
-            .function_name(&function)
-            .environment(
-                Environment::builder()
-                    .set_variables(Some(variables))
-                    .build(),
-            )
-            .send()
+        self.set_variable(&function, FAIL_PROBABILITY, probability.to_string())
             .await
-            .map_err(|err| aws_error("UpdateFunctionConfiguration", err))?;
-        self.wait_for_update(&function).await
     }
 
     async fn timeline(&self, order: &OrderId) -> Result<Option<Timeline>> {
@@ -492,11 +530,6 @@ async fn load_config(settings: &AwsSettings) -> Result<SdkConfig> {
         loader = loader.endpoint_url(url);
     }
     Ok(loader.load().await)
-}
-
-fn no_credentials() -> CliError {
-    CliError::config("no AWS credentials found")
-        .hint("run `aws configure` or `aws sso login`, or pass --profile (EWF_LOG=debug shows why)")
 }
 
 async fn stack_outputs(
@@ -559,24 +592,15 @@ where
     E: ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug,
 {
-    const CREDENTIALS: &[&str] = &[
-        "AccessDenied",
-        "AccessDeniedException",
-        "UnrecognizedClientException",
-        "InvalidClientTokenId",
-        "ExpiredToken",
-        "ExpiredTokenException",
-        "InvalidSignatureException",
-        "SignatureDoesNotMatch",
-    ];
     // The service's own words when there are some; the whole chain otherwise.
     let message = match (err.code(), err.message()) {
         (Some(code), Some(text)) => format!("{action} failed: {code}: {text}"),
         _ => format!("{action} failed: {}", causes(&err)),
     };
     match err.code() {
-        Some(code) if CREDENTIALS.contains(&code) => CliError::config(message)
-            .hint("check your credentials and permissions (--profile, `aws sso login`)"),
+        Some(code) if CREDENTIALS.contains(&code) => {
+            CliError::config(message).hint(CREDENTIALS_HINT)
+        }
         Some(
             "ResourceNotFoundException" | "ExecutionDoesNotExist" | "StateMachineDoesNotExist",
         ) => CliError::not_found(message).hint("check the stack's resources with `ewf stack`"),
@@ -585,69 +609,236 @@ where
     }
 }
 
-/// An error and its sources, each in its own words.
-fn causes(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text = format!("{text}: {cause}");
-        source = cause.source();
-    }
-    text
-}
-
+/// A DynamoDB adapter's error. Its message names DynamoDB and includes the SDK's error
+/// with its code, which tells credentials and permissions (exit 4) from the rest.
 fn store_error(err: StoreError) -> CliError {
-    CliError::service(format!("DynamoDB: {err}"))
-        .hint("retry; check the stack with `ewf stack` if it persists")
+    let message = err.to_string();
+    if CREDENTIALS.iter().any(|code| message.contains(code)) {
+        CliError::config(message).hint(CREDENTIALS_HINT)
+    } else {
+        CliError::service(message).hint("retry; check the stack with `ewf stack` if it persists")
+    }
 }
 
-/// One Step Functions history event as a timeline entry.
+/// One Step Functions history event as a timeline entry, its details mapped to the
+/// fields the local stack's history has (see [`TimelineEntry::from_history`]).
 fn history_entry(event: &HistoryEvent) -> TimelineEntry {
     let time =
         chrono::DateTime::from_timestamp(event.timestamp.secs(), event.timestamp.subsec_nanos())
             .unwrap_or_default();
-    let parse = |text: Option<&str>| {
-        text.map(|text| serde_json::from_str(text).unwrap_or_else(|_| json!(text)))
-    };
-    let failure =
-        |error: Option<&str>, cause: Option<&str>| json!({ "error": error, "cause": cause });
-    let (source, detail) = if let Some(entered) = &event.state_entered_event_details {
-        (
-            entered.name.clone(),
-            json!({ "input": parse(entered.input.as_deref()) }),
-        )
-    } else if let Some(exited) = &event.state_exited_event_details {
-        (
-            exited.name.clone(),
-            json!({ "output": parse(exited.output.as_deref()) }),
-        )
-    } else if let Some(started) = &event.execution_started_event_details {
-        (
-            String::new(),
-            json!({ "input": parse(started.input.as_deref()) }),
-        )
-    } else if let Some(succeeded) = &event.execution_succeeded_event_details {
-        (
-            String::new(),
-            json!({ "output": parse(succeeded.output.as_deref()) }),
-        )
-    } else if let Some(failed) = &event.execution_failed_event_details {
-        (
-            String::new(),
-            failure(failed.error.as_deref(), failed.cause.as_deref()),
-        )
-    } else if let Some(failed) = &event.task_failed_event_details {
-        (
-            failed.resource.clone(),
-            failure(failed.error.as_deref(), failed.cause.as_deref()),
-        )
-    } else {
-        (String::new(), Value::Null)
-    };
-    TimelineEntry {
+    TimelineEntry::from_history(
+        event.id,
         time,
-        kind: event.r#type.as_str().to_owned(),
-        source,
-        detail,
+        event.r#type.as_str().to_owned(),
+        history_detail(event),
+    )
+}
+
+/// The fields of a history event's `...EventDetails` that both targets have, with JSON
+/// text parsed; absent fields are left out.
+fn history_detail(event: &HistoryEvent) -> Value {
+    let mut detail = Detail::default();
+    if let Some(started) = &event.execution_started_event_details {
+        detail
+            .json("input", started.input.as_deref())
+            .text("roleArn", started.role_arn.as_deref());
+    } else if let Some(succeeded) = &event.execution_succeeded_event_details {
+        detail.json("output", succeeded.output.as_deref());
+    } else if let Some(failed) = &event.execution_failed_event_details {
+        detail.failure(failed.error.as_deref(), failed.cause.as_deref());
+    } else if let Some(timed_out) = &event.execution_timed_out_event_details {
+        detail.failure(timed_out.error.as_deref(), timed_out.cause.as_deref());
+    } else if let Some(aborted) = &event.execution_aborted_event_details {
+        detail.failure(aborted.error.as_deref(), aborted.cause.as_deref());
+    } else if let Some(entered) = &event.state_entered_event_details {
+        detail
+            .text("name", Some(&entered.name))
+            .json("input", entered.input.as_deref());
+    } else if let Some(exited) = &event.state_exited_event_details {
+        detail
+            .text("name", Some(&exited.name))
+            .json("output", exited.output.as_deref());
+    } else if let Some(scheduled) = &event.task_scheduled_event_details {
+        detail
+            .task(&scheduled.resource_type, &scheduled.resource)
+            .text("region", Some(&scheduled.region))
+            .json("parameters", Some(&scheduled.parameters));
+        if let Some(seconds) = scheduled.timeout_in_seconds {
+            detail.0.insert("timeoutInSeconds".into(), json!(seconds));
+        }
+    } else if let Some(started) = &event.task_started_event_details {
+        detail.task(&started.resource_type, &started.resource);
+    } else if let Some(submitted) = &event.task_submitted_event_details {
+        detail
+            .task(&submitted.resource_type, &submitted.resource)
+            .json("output", submitted.output.as_deref());
+    } else if let Some(succeeded) = &event.task_succeeded_event_details {
+        detail
+            .task(&succeeded.resource_type, &succeeded.resource)
+            .json("output", succeeded.output.as_deref());
+    } else if let Some(failed) = &event.task_failed_event_details {
+        detail
+            .task(&failed.resource_type, &failed.resource)
+            .failure(failed.error.as_deref(), failed.cause.as_deref());
+    } else if let Some(timed_out) = &event.task_timed_out_event_details {
+        detail
+            .task(&timed_out.resource_type, &timed_out.resource)
+            .failure(timed_out.error.as_deref(), timed_out.cause.as_deref());
+    }
+    Value::Object(detail.0)
+}
+
+/// A history event's detail as it is built, field by field.
+#[derive(Default)]
+struct Detail(Map<String, Value>);
+
+impl Detail {
+    fn text(&mut self, key: &str, value: Option<&str>) -> &mut Self {
+        if let Some(value) = value {
+            self.0.insert(key.to_owned(), json!(value));
+        }
+        self
+    }
+
+    /// JSON text as the value it holds (as the text itself, should it not be JSON).
+    fn json(&mut self, key: &str, text: Option<&str>) -> &mut Self {
+        if let Some(text) = text {
+            let value = serde_json::from_str(text).unwrap_or_else(|_| json!(text));
+            self.0.insert(key.to_owned(), value);
+        }
+        self
+    }
+
+    fn task(&mut self, resource_type: &str, resource: &str) -> &mut Self {
+        self.text("resourceType", Some(resource_type))
+            .text("resource", Some(resource))
+    }
+
+    fn failure(&mut self, error: Option<&str>, cause: Option<&str>) -> &mut Self {
+        self.text("error", error).text("cause", cause)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_sfn::primitives::DateTime;
+    use aws_sdk_sfn::types::{
+        ExecutionStartedEventDetails, HistoryEventType, StateEnteredEventDetails,
+        TaskFailedEventDetails, TaskScheduledEventDetails,
+    };
+
+    fn event(id: i64, kind: HistoryEventType) -> aws_sdk_sfn::types::builders::HistoryEventBuilder {
+        HistoryEvent::builder()
+            .id(id)
+            .previous_event_id(id - 1)
+            .timestamp(DateTime::from_millis(1_704_164_645_250))
+            .r#type(kind)
+    }
+
+    #[test]
+    fn history_events_map_to_the_fields_of_the_local_history() {
+        let entered = event(2, HistoryEventType::TaskStateEntered)
+            .state_entered_event_details(
+                StateEnteredEventDetails::builder()
+                    .name("ReserveItem")
+                    .input(r#"{"customerId":"customer-1","itemId":"item-1"}"#)
+                    .build()
+                    .unwrap(),
+            )
+            .build()
+            .unwrap();
+        assert_eq!(
+            history_entry(&entered),
+            TimelineEntry {
+                id: "2".into(),
+                time: "2024-01-02T03:04:05.250Z".parse().unwrap(),
+                kind: "TaskStateEntered".into(),
+                source: "ReserveItem".into(),
+                detail: json!({
+                    "name": "ReserveItem",
+                    "input": {"customerId": "customer-1", "itemId": "item-1"}
+                }),
+            }
+        );
+
+        let scheduled = event(3, HistoryEventType::TaskScheduled)
+            .task_scheduled_event_details(
+                TaskScheduledEventDetails::builder()
+                    .resource_type("lambda")
+                    .resource("invoke")
+                    .region("eu-west-2")
+                    .parameters(r#"{"FunctionName":"reserve","Payload":{"itemId":"item-1"}}"#)
+                    .timeout_in_seconds(30)
+                    .build()
+                    .unwrap(),
+            )
+            .build()
+            .unwrap();
+        let scheduled = history_entry(&scheduled);
+        assert_eq!(scheduled.source, "invoke");
+        assert_eq!(
+            scheduled.detail,
+            json!({
+                "resourceType": "lambda",
+                "resource": "invoke",
+                "region": "eu-west-2",
+                "parameters": {"FunctionName": "reserve", "Payload": {"itemId": "item-1"}},
+                "timeoutInSeconds": 30
+            })
+        );
+
+        let failed = event(4, HistoryEventType::TaskFailed)
+            .task_failed_event_details(
+                TaskFailedEventDetails::builder()
+                    .resource_type("lambda")
+                    .resource("invoke")
+                    .error("PaymentFailed")
+                    .build()
+                    .unwrap(),
+            )
+            .build()
+            .unwrap();
+        // No cause given: none shown, rather than a null.
+        assert_eq!(
+            history_entry(&failed).detail,
+            json!({"resourceType": "lambda", "resource": "invoke", "error": "PaymentFailed"})
+        );
+
+        let started = event(1, HistoryEventType::ExecutionStarted)
+            .execution_started_event_details(
+                ExecutionStartedEventDetails::builder()
+                    .input("{}")
+                    .role_arn("arn:aws:iam::123456789012:role/workflow")
+                    .build(),
+            )
+            .build()
+            .unwrap();
+        let started = history_entry(&started);
+        assert_eq!(
+            (started.source.as_str(), started.detail),
+            (
+                "",
+                json!({"input": {}, "roleArn": "arn:aws:iam::123456789012:role/workflow"})
+            )
+        );
+    }
+
+    #[test]
+    fn dynamodb_permission_errors_are_configuration_errors() {
+        let denied = store_error(StoreError::new(
+            "DynamoDB GetItem on table Orders failed: service error: unhandled error (AccessDeniedException): User is not authorized",
+        ));
+        assert_eq!(denied.exit, crate::error::Exit::Config);
+        assert!(
+            denied.message.starts_with("DynamoDB GetItem"),
+            "{}",
+            denied.message
+        );
+        assert!(denied.message.contains("credentials"), "{}", denied.message);
+        let throttled = store_error(StoreError::new(
+            "DynamoDB GetItem on table Orders failed: service error: ProvisionedThroughputExceededException",
+        ));
+        assert_eq!(throttled.exit, crate::error::Exit::Service);
     }
 }

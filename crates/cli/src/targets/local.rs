@@ -9,7 +9,6 @@ use ewf_domain::{
 };
 use ewf_local::asl::HistoryEvent;
 use ewf_local::{LocalError, LocalOptions, LocalStack, SeedSummary};
-use serde_json::Value;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -46,14 +45,23 @@ impl Target for LocalTarget {
         Ok(self.stack.seed(data, reset).await?)
     }
 
-    async fn create_order(
+    async fn start_order(
         &self,
         mode: Mode,
         customer: &CustomerId,
         item: &ItemId,
-        _settle: Option<Duration>,
+        _settle: bool,
+        timeout: Duration,
     ) -> Result<Order> {
-        Ok(self.stack.create_order(mode, customer, item).await?)
+        // The local stack runs the saga itself, so it always runs it until it settles.
+        match self.stack.create_order(mode, customer, item, timeout).await {
+            Err(LocalError::NotSettled { order, .. }) => self
+                .stack
+                .describe_order(customer, &order)
+                .await?
+                .ok_or_else(|| order_not_found(customer, &order)),
+            other => Ok(other?),
+        }
     }
 
     async fn describe_order(
@@ -69,11 +77,11 @@ impl Target for LocalTarget {
         customer: &CustomerId,
         order: &OrderId,
         outcome: Outcome,
-        _timeout: Duration,
+        timeout: Duration,
     ) -> Result<Order> {
         let finished = match outcome {
-            Outcome::Delivered => self.stack.deliver(customer, order).await,
-            Outcome::Canceled => self.stack.cancel(customer, order).await,
+            Outcome::Delivered => self.stack.deliver(customer, order, timeout).await,
+            Outcome::Canceled => self.stack.cancel(customer, order, timeout).await,
         };
         match finished {
             Err(LocalError::Service(ServiceError::NotFound { kind: "Order", .. })) => {
@@ -122,10 +130,7 @@ impl Target for LocalTarget {
                 "PaymentFailProbability".into(),
                 self.stack.fail_probability()?.to_string(),
             ),
-            (
-                "HttpApiUrl".into(),
-                "run `ewf local serve` (http://127.0.0.1:3000)".into(),
-            ),
+            // No HttpApiUrl: the API is served only while `ewf local serve` runs.
         ])
     }
 }
@@ -133,11 +138,8 @@ impl Target for LocalTarget {
 fn workflow_timeline(order: &OrderId, history: Vec<HistoryEvent>) -> Timeline {
     let entries = history
         .into_iter()
-        .map(|event| TimelineEntry {
-            time: event.timestamp,
-            source: state_name(&event.details),
-            kind: event.event_type,
-            detail: event.details,
+        .map(|event| {
+            TimelineEntry::from_history(event.id, event.timestamp, event.event_type, event.details)
         })
         .collect();
     Timeline {
@@ -146,13 +148,4 @@ fn workflow_timeline(order: &OrderId, history: Vec<HistoryEvent>) -> Timeline {
         customer_id: None,
         entries,
     }
-}
-
-/// The state a history event belongs to, when its details name one.
-fn state_name(details: &Value) -> String {
-    details
-        .get("name")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_owned()
 }

@@ -27,13 +27,37 @@ pub enum Outcome {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TimelineEntry {
+    /// The event's id, or the history event's id: what tells entries apart when a
+    /// timeline is read again (`events --follow`).
+    pub id: String,
     pub time: Timestamp,
     /// The event's detail-type, or the history event's type (e.g. TaskStateEntered).
     #[serde(rename = "type")]
     pub kind: String,
-    /// The emitting service, or the state's name.
+    /// The emitting service; the state's name for a state event, the task's resource
+    /// for a task event.
     pub source: String,
     pub detail: Value,
+}
+
+impl TimelineEntry {
+    /// An execution history event, shaped alike on both targets (documented in `ewf
+    /// --help`): `detail` holds the fields of the event's `...EventDetails` as Step
+    /// Functions names them, with input, output and parameters as JSON values.
+    pub fn from_history(id: i64, time: Timestamp, kind: String, detail: Value) -> Self {
+        let source = ["name", "resource"]
+            .into_iter()
+            .find_map(|key| detail.get(key)?.as_str())
+            .unwrap_or_default()
+            .to_owned();
+        Self {
+            id: id.to_string(),
+            time,
+            kind,
+            source,
+            detail,
+        }
+    }
 }
 
 /// An order's timeline and what it says about the order.
@@ -61,6 +85,7 @@ impl Timeline {
         let entries = events
             .into_iter()
             .map(|event| TimelineEntry {
+                id: event.event_id,
                 time: event.event_time,
                 detail: serde_json::from_str(&event.event_detail)
                     .unwrap_or(Value::String(event.event_detail)),
@@ -106,21 +131,26 @@ pub trait Target: Send + Sync {
 
     async fn seed(&self, data: &SampleData, reset: bool) -> Result<SeedSummary>;
 
-    /// Starts an order. With `settle`, follows it until it settles (DELIVERING or a
-    /// final status) or the time runs out; the local stack always settles it.
-    async fn create_order(
+    /// Starts an order and returns it once it is recorded, or with `settle` once it
+    /// settles (DELIVERING or a final status). `timeout` bounds the whole wait, counted
+    /// from the start. When it runs out first, the order is returned as last seen, so
+    /// the caller can still show it (an error only when it was not even recorded). The
+    /// local stack always runs the saga until the order settles.
+    async fn start_order(
         &self,
         mode: Mode,
         customer: &CustomerId,
         item: &ItemId,
-        settle: Option<Duration>,
+        settle: bool,
+        timeout: Duration,
     ) -> Result<Order>;
 
     async fn describe_order(&self, customer: &CustomerId, order: &OrderId)
     -> Result<Option<Order>>;
 
     /// Ends an order's delivery through its mode's channel and waits until the order is
-    /// final. Refused (service error) unless the order is DELIVERING.
+    /// final, for at most `timeout` (then an expectation error). Refused (service error)
+    /// unless the order is DELIVERING.
     async fn finish_delivery(
         &self,
         customer: &CustomerId,
@@ -146,4 +176,29 @@ pub trait Target: Send + Sync {
 pub fn order_not_found(customer: &CustomerId, order: &OrderId) -> CliError {
     CliError::not_found(format!("order {order} not found for {customer}"))
         .hint("check both ids; `ewf order create` prints the order id")
+}
+
+/// The error for an order that did not settle in time, naming it and its status.
+pub fn not_settled(order: &Order, timeout: Duration) -> CliError {
+    CliError::expectation(format!(
+        "order {} did not settle within {}s (it is {})",
+        order.order_id,
+        timeout.as_secs(),
+        order.order_status
+    ))
+    .hint(format!(
+        "wait longer with --timeout, or look at `ewf events --order {}`",
+        order.order_id
+    ))
+}
+
+/// An error and its sources, each in its own words.
+fn causes(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text = format!("{text}: {cause}");
+        source = cause.source();
+    }
+    text
 }

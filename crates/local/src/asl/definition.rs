@@ -30,6 +30,9 @@ pub(crate) struct State {
     pub(crate) input_path: Option<Path>,
     pub(crate) output_path: Option<Path>,
     pub(crate) next: Transition,
+    /// Whether anything of the state reads the context object (`$$`): only then is it
+    /// made for the state.
+    pub(crate) uses_context: bool,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -210,6 +213,8 @@ impl StateMachine {
 
 impl State {
     fn parse(value: Value) -> Result<Self, String> {
+        // Every path and intrinsic argument is a string: `$$` in none means no context.
+        let uses_context = value.to_string().contains("$$");
         let mut fields = object(value, "a state")?;
         let kind = required_str(&mut fields, "Type")?;
         check_optional(&mut fields, "Comment", None)?;
@@ -253,6 +258,7 @@ impl State {
             input_path,
             output_path,
             next,
+            uses_context,
         })
     }
 

@@ -8,7 +8,9 @@ use super::{AslError, ExecutionStatus, ExecutionSummary, Failure, HistoryEvent, 
 use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
 use ewf_domain::entry::FunctionError;
+use serde::Serialize;
 use serde_json::{Value, json};
+use std::borrow::Cow;
 use std::time::Duration;
 use ulid::Ulid;
 
@@ -142,7 +144,11 @@ impl Executions {
         let events = [
             event(
                 "ExecutionStarted",
-                json!({ "input": input, "roleArn": role(machine) }),
+                Details {
+                    input: Some(&input),
+                    role_arn: Some(&role(machine)),
+                    ..Details::default()
+                },
             ),
             entered(first, &machine.start_at, &input),
         ];
@@ -464,7 +470,10 @@ impl Driver<'_> {
                 events.push(state_event(
                     state,
                     "Exited",
-                    json!({ "name": from, "output": output }),
+                    Details {
+                        name: Some(from),
+                        ..Details::output(&output)
+                    },
                 ));
                 match next {
                     Transition::End => {
@@ -539,9 +548,9 @@ impl Driver<'_> {
         failure: Option<Failure>,
     ) -> Result<Next, AslError> {
         let details = match (&output, &failure) {
-            (_, Some(failure)) => json!({ "error": failure.error, "cause": failure.cause }),
-            (Some(output), None) => json!({ "output": output }),
-            (None, None) => json!({}),
+            (_, Some(failure)) => Details::failure(failure),
+            (Some(output), None) => Details::output(output),
+            (None, None) => Details::default(),
         };
         let kind = match status {
             ExecutionStatus::Succeeded => "ExecutionSucceeded",
@@ -574,7 +583,7 @@ impl Driver<'_> {
         now: Timestamp,
     ) -> Result<Step, AslError> {
         let cursor = &record.cursor;
-        let context = self.context(record, None);
+        let context = self.context(record, state, None);
         let raw = &cursor.input;
         let effective = || select(state.input_path.as_ref(), raw, &context, "InputPath");
         let finish = |output: Result<Value, Failure>, next: Transition| match output {
@@ -623,7 +632,8 @@ impl Driver<'_> {
                         )
                     })?;
                     Ok((
-                        select(state.output_path.as_ref(), &input, &context, "OutputPath")?,
+                        select(state.output_path.as_ref(), &input, &context, "OutputPath")?
+                            .into_owned(),
                         next,
                     ))
                 });
@@ -652,14 +662,24 @@ impl Driver<'_> {
                 Some(until) if until > now => Step::Sleep(until),
                 _ => finish(
                     effective().and_then(|input| {
-                        select(state.output_path.as_ref(), &input, &context, "OutputPath")
+                        select_owned(
+                            state.output_path.as_ref(),
+                            input.into_owned(),
+                            &context,
+                            "OutputPath",
+                        )
                     }),
                     state.next.clone(),
                 ),
             },
             (StateKind::Succeed, Phase::Ready) => finish(
                 effective().and_then(|input| {
-                    select(state.output_path.as_ref(), &input, &context, "OutputPath")
+                    select_owned(
+                        state.output_path.as_ref(),
+                        input.into_owned(),
+                        &context,
+                        "OutputPath",
+                    )
                 }),
                 Transition::End,
             ),
@@ -690,7 +710,7 @@ impl Driver<'_> {
         token: Option<String>,
     ) -> Result<Step, AslError> {
         let (name, cursor) = (record.summary.name.as_str(), &record.cursor);
-        let context = self.context(record, token.as_deref());
+        let context = self.context(record, state, token.as_deref());
         let prepared = select(
             state.input_path.as_ref(),
             &cursor.input,
@@ -699,13 +719,13 @@ impl Driver<'_> {
         )
         .and_then(|input| task.parameters.render(&input, &context))
         .and_then(|parameters| match parameters.get("FunctionName") {
-            Some(Value::String(function)) => Ok((function.clone(), parameters.clone())),
+            Some(Value::String(function)) => Ok((function.clone(), parameters)),
             _ => Err(Failure::new(
                 errors::RUNTIME,
                 "Parameters.FunctionName must be a string",
             )),
         });
-        let (function, parameters) = match prepared {
+        let (function, mut parameters) = match prepared {
             Ok(prepared) => prepared,
             Err(failure) => return Ok(recover(task, cursor, Vec::new(), failure)),
         };
@@ -715,9 +735,14 @@ impl Driver<'_> {
             task_event(
                 "TaskScheduled",
                 task,
-                json!({ "region": REGION, "parameters": parameters, "timeoutInSeconds": task.timeout_seconds }),
+                Details {
+                    region: Some(REGION),
+                    parameters: Some(&parameters),
+                    timeout_in_seconds: Some(task.timeout_seconds),
+                    ..Details::default()
+                },
             ),
-            task_event("TaskStarted", task, json!({})),
+            task_event("TaskStarted", task, Details::default()),
         ];
         let submitting = Cursor {
             phase: if token.is_some() {
@@ -736,15 +761,13 @@ impl Driver<'_> {
             return Ok(Step::Lost);
         }
         let payload = parameters
-            .get("Payload")
-            .cloned()
+            .as_object_mut()
+            .and_then(|fields| fields.remove("Payload"))
             .unwrap_or_else(|| json!({}));
         tracing::debug!(execution = name, state = %cursor.state, function, "invoking");
         let result =
             match tokio::time::timeout(timeout, self.invoker.invoke(&function, payload)).await {
-                Ok(Ok(output)) => Ok(
-                    json!({ "ExecutedVersion": "$LATEST", "Payload": output, "StatusCode": 200 }),
-                ),
+                Ok(Ok(output)) => Ok(invoke_result(output)),
                 Ok(Err(err)) => Err(Failure::new(
                     &err.error_type,
                     serde_json::to_string(&err).unwrap_or_default(),
@@ -757,7 +780,7 @@ impl Driver<'_> {
                     phase: Phase::Waiting,
                     ..submitting
                 };
-                let submitted = task_event("TaskSubmitted", task, json!({ "output": output }));
+                let submitted = task_event("TaskSubmitted", task, Details::output(&output));
                 let saved = self.save(name, &waiting, [submitted], Utc::now())?;
                 Ok(if saved { Step::Suspend } else { Step::Lost })
             }
@@ -785,24 +808,15 @@ impl Driver<'_> {
     }
 
     fn succeeded(&self, record: &Record, state: &State, task: &Task, result: Value) -> Step {
-        let events = vec![task_event(
-            "TaskSucceeded",
-            task,
-            json!({ "output": result }),
-        )];
-        let context = self.context(record, None);
+        let events = vec![task_event("TaskSucceeded", task, Details::output(&result))];
+        let context = self.context(record, state, None);
         let output = match &task.result_selector {
             Some(selector) => selector.render(&result, &context),
             None => Ok(result),
         }
         .and_then(|result| place(task.result_path.as_ref(), &record.cursor.input, result))
         .and_then(|combined| {
-            select(
-                state.output_path.as_ref(),
-                &combined,
-                &context,
-                "OutputPath",
-            )
+            select_owned(state.output_path.as_ref(), combined, &context, "OutputPath")
         });
         match output {
             Ok(output) => Step::Done {
@@ -820,11 +834,7 @@ impl Driver<'_> {
         } else {
             "TaskFailed"
         };
-        let events = vec![task_event(
-            kind,
-            task,
-            json!({ "error": failure.error, "cause": failure.cause }),
-        )];
+        let events = vec![task_event(kind, task, Details::failure(&failure))];
         recover(task, &record.cursor, events, failure)
     }
 
@@ -881,8 +891,12 @@ impl Driver<'_> {
         ))
     }
 
-    /// The context object (`$$`) as the current state sees it.
-    fn context(&self, record: &Record, token: Option<&str>) -> Value {
+    /// The context object (`$$`) as the current state sees it; null for a state that
+    /// does not read it.
+    fn context(&self, record: &Record, state: &State, token: Option<&str>) -> Value {
+        if !state.uses_context {
+            return Value::Null;
+        }
         let summary = &record.summary;
         let mut context = json!({
             "Execution": {
@@ -957,28 +971,48 @@ fn pass_output(pass: &Pass, state: &State, raw: &Value, context: &Value) -> Resu
     let result = match (&pass.result, &pass.parameters) {
         (Some(result), _) => result.clone(),
         (None, Some(parameters)) => parameters.render(&input, context)?,
-        (None, None) => input,
+        (None, None) => input.into_owned(),
     };
     let combined = place(pass.result_path.as_ref(), raw, result)?;
-    select(state.output_path.as_ref(), &combined, context, "OutputPath")
+    select_owned(state.output_path.as_ref(), combined, context, "OutputPath")
 }
 
 /// InputPath and OutputPath: the node selected, or `{}` for a null path.
-fn select(
+fn select<'v>(
     path: Option<&Path>,
-    value: &Value,
+    value: &'v Value,
+    context: &'v Value,
+    field: &str,
+) -> Result<Cow<'v, Value>, Failure> {
+    match path {
+        None => Ok(Cow::Owned(json!({}))),
+        Some(path) => path
+            .select(value, context)
+            .map(Cow::Borrowed)
+            .ok_or_else(|| nothing_matched(path, field)),
+    }
+}
+
+/// [`select`] from a value the state is done with: the node is moved out of it.
+fn select_owned(
+    path: Option<&Path>,
+    value: Value,
     context: &Value,
     field: &str,
 ) -> Result<Value, Failure> {
     match path {
         None => Ok(json!({})),
-        Some(path) => path.select(value, context).cloned().ok_or_else(|| {
-            Failure::new(
-                errors::RUNTIME,
-                format!("Invalid path '{path}': the {field} matched nothing in the state's data"),
-            )
-        }),
+        Some(path) => path
+            .take(value, context)
+            .ok_or_else(|| nothing_matched(path, field)),
     }
+}
+
+fn nothing_matched(path: &Path, field: &str) -> Failure {
+    Failure::new(
+        errors::RUNTIME,
+        format!("Invalid path '{path}': the {field} matched nothing in the state's data"),
+    )
 }
 
 /// ResultPath: the result placed into the raw input, or the raw input for a null path.
@@ -1036,15 +1070,57 @@ fn stamp(time: &Timestamp) -> String {
     time.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
-fn event(event_type: &str, details: Value) -> Event {
-    Event {
-        event_type: event_type.to_owned(),
-        timestamp: Utc::now(),
-        details,
+/// The fields of a history event's `...EventDetails`, serialised as the event is made,
+/// from the values as they are: the history never copies the data it records.
+#[derive(Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Details<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    resource_type: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    resource: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    region: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    role_arn: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    input: Option<&'a Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    parameters: Option<&'a Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    timeout_in_seconds: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    output: Option<&'a Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cause: Option<&'a str>,
+}
+
+impl<'a> Details<'a> {
+    fn output(output: &'a Value) -> Self {
+        Self {
+            output: Some(output),
+            ..Self::default()
+        }
+    }
+
+    fn failure(failure: &'a Failure) -> Self {
+        Self {
+            error: Some(&failure.error),
+            cause: Some(&failure.cause),
+            ..Self::default()
+        }
     }
 }
 
-fn state_event(state: &State, suffix: &str, details: Value) -> Event {
+fn event(event_type: &str, details: Details<'_>) -> Event {
+    Event::new(event_type, Utc::now(), &details)
+}
+
+fn state_event(state: &State, suffix: &str, details: Details<'_>) -> Event {
     event(
         &format!("{}State{suffix}", state.kind.event_prefix()),
         details,
@@ -1052,13 +1128,33 @@ fn state_event(state: &State, suffix: &str, details: Value) -> Event {
 }
 
 fn entered(state: &State, name: &str, input: &Value) -> Event {
-    state_event(state, "Entered", json!({ "name": name, "input": input }))
+    state_event(
+        state,
+        "Entered",
+        Details {
+            name: Some(name),
+            input: Some(input),
+            ..Details::default()
+        },
+    )
 }
 
-fn task_event(event_type: &str, task: &Task, extra: Value) -> Event {
-    let mut details = json!({ "resourceType": "lambda", "resource": task.resource() });
-    if let (Some(details), Value::Object(extra)) = (details.as_object_mut(), extra) {
-        details.extend(extra);
-    }
-    event(event_type, details)
+fn task_event(event_type: &str, task: &Task, details: Details<'_>) -> Event {
+    event(
+        event_type,
+        Details {
+            resource_type: Some("lambda"),
+            resource: Some(task.resource()),
+            ..details
+        },
+    )
+}
+
+/// What a Lambda invoke task returns, with the function's output as its payload.
+fn invoke_result(payload: Value) -> Value {
+    let mut result = serde_json::Map::new();
+    result.insert("ExecutedVersion".to_owned(), json!("$LATEST"));
+    result.insert("Payload".to_owned(), payload);
+    result.insert("StatusCode".to_owned(), json!(200));
+    Value::Object(result)
 }

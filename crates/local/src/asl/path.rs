@@ -86,6 +86,23 @@ impl Path {
             })
     }
 
+    /// The node this path names, moved out of `input` (the rest is dropped), or copied
+    /// from `context` for `$$` paths.
+    pub(crate) fn take(&self, input: Value, context: &Value) -> Option<Value> {
+        if self.context {
+            return self.select(&Value::Null, context).cloned();
+        }
+        self.segments
+            .iter()
+            .try_fold(input, |node, segment| match (segment, node) {
+                (Segment::Field(name), Value::Object(mut fields)) => fields.remove(name),
+                (Segment::Index(index), Value::Array(mut items)) if *index < items.len() => {
+                    Some(items.swap_remove(*index))
+                }
+                _ => None,
+            })
+    }
+
     /// `target` with `value` placed where this path points (ResultPath): missing
     /// objects on the way are created; anything else in the way is an error.
     pub(crate) fn insert(&self, target: Value, value: Value) -> Result<Value, String> {

@@ -9,6 +9,7 @@ use ewf_sqlite::SharedConnection;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use serde_json::value::RawValue;
 use std::fmt;
 use std::sync::MutexGuard;
 
@@ -122,13 +123,34 @@ pub struct HistoryEvent {
     pub details: Value,
 }
 
-/// An event about to be recorded.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+/// An event about to be recorded, its details already JSON text.
+#[derive(Clone, Debug, Serialize)]
 pub(crate) struct Event {
     #[serde(rename = "type")]
-    pub(crate) event_type: String,
-    pub(crate) timestamp: Timestamp,
-    pub(crate) details: Value,
+    event_type: String,
+    timestamp: Timestamp,
+    details: Box<RawValue>,
+}
+
+impl Event {
+    pub(crate) fn new(event_type: &str, timestamp: Timestamp, details: &impl Serialize) -> Self {
+        Self {
+            event_type: event_type.to_owned(),
+            timestamp,
+            // Details hold strings, numbers and JSON values: they always serialize.
+            details: serde_json::value::to_raw_value(details)
+                .unwrap_or_else(|_| RawValue::NULL.to_owned()),
+        }
+    }
+}
+
+/// An event as recorded, read back.
+#[derive(Deserialize)]
+struct Recorded {
+    #[serde(rename = "type")]
+    event_type: String,
+    timestamp: Timestamp,
+    details: Value,
 }
 
 /// Where in its current state an execution is.
@@ -553,7 +575,7 @@ impl Store {
             .collect::<Result<Vec<_>, _>>()?;
         let mut history = Vec::new();
         for (first_id, events) in rows {
-            let events: Vec<Event> = json(&events)?;
+            let events: Vec<Recorded> = json(&events)?;
             for (id, event) in (first_id..).zip(events) {
                 history.push(HistoryEvent {
                     id,
