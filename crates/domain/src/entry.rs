@@ -190,6 +190,10 @@ impl Input {
             return HttpRequest::from_api_gateway(request).map(Input::Http);
         }
         if payload.get("detail-type").is_some() {
+            // The detail is moved out and back in, not copied: the envelope is what
+            // needs reading.
+            let mut payload = payload;
+            let detail = payload.get_mut("detail").map_or(Value::Null, Value::take);
             let event: EventBridgeEvent<Value> = serde_json::from_value(payload)
                 .map_err(|err| ServiceError::bad_input("event", err.to_string()))?;
             return Ok(Input::Event(EventInput {
@@ -197,7 +201,7 @@ impl Input {
                 time: event.time.unwrap_or_else(chrono::Utc::now),
                 source: event.source,
                 detail_type: event.detail_type,
-                detail: event.detail,
+                detail,
             }));
         }
         Ok(Input::Invoke(payload))

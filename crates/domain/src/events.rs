@@ -92,7 +92,7 @@ impl BusEvent {
         detail_type: &str,
         detail: &Value,
     ) -> Result<T, ServiceError> {
-        serde_json::from_value(detail.clone())
+        T::deserialize(detail)
             .map_err(|err| ServiceError::bad_input("detail", format!("{detail_type}: {err}")))
     }
 }

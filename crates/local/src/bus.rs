@@ -24,6 +24,8 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 pub const MAX_ATTEMPTS: u32 = 3;
 /// How long a claimed delivery stays claimed before another process may take it over.
 const LEASE_SECONDS: i64 = 60;
+/// Deliveries claimed at once.
+const CLAIM_LIMIT: usize = 64;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS bus_deliveries (
@@ -119,19 +121,21 @@ impl LocalBus {
         })
     }
 
-    /// Claims up to `limit` deliveries that are due: stored ones first, oldest first,
-    /// for [`LEASE_SECONDS`] (one transaction for a batch keeps the bus's own writes
-    /// few), then those published in the open batch.
-    pub fn claim(&self, limit: u32) -> Result<Vec<Delivery>, StoreError> {
+    /// Claims up to [`CLAIM_LIMIT`] deliveries that are due: stored ones first, oldest
+    /// first, for [`LEASE_SECONDS`] (one transaction for a batch keeps the bus's own
+    /// writes few), then those published in the open batch.
+    pub fn claim(&self) -> Result<Vec<Delivery>, StoreError> {
         let now = self.clock.now();
         let rows = self.db.immediate(|tx| {
-            let mut due = tx.prepare_cached(
+            // The limit is part of the text: SQLite prepares a statement with a bound
+            // LIMIT again each time it runs.
+            let mut due = tx.prepare_cached(&format!(
                 "SELECT id, target, event, attempts FROM bus_deliveries
                  WHERE not_before <= ?1 AND (claimed_until IS NULL OR claimed_until <= ?1)
-                 ORDER BY id LIMIT ?2",
-            )?;
+                 ORDER BY id LIMIT {CLAIM_LIMIT}"
+            ))?;
             let rows = due
-                .query_map(params![stamp(now), limit], |row| {
+                .query_map(params![stamp(now)], |row| {
                     Ok((
                         row.get::<_, i64>(0)?,
                         row.get::<_, String>(1)?,
@@ -161,7 +165,7 @@ impl LocalBus {
                 })
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
-        let room = usize::try_from(limit).unwrap_or(usize::MAX) - claimed.len();
+        let room = CLAIM_LIMIT - claimed.len();
         let mut unstored = self.unstored();
         let taken = room.min(unstored.len());
         claimed.extend(unstored.drain(..taken));

@@ -19,8 +19,9 @@ use rusqlite::{OptionalExtension, params};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
+use tokio::sync::oneshot;
 
 /// The state machine file, the same one the SAM template deploys.
 pub const STATE_MACHINE: &str = include_str!("../../../statemachine/order-workflow.asl.json");
@@ -74,6 +75,8 @@ pub struct SeedSummary {
 struct Inner {
     /// One turn at a time for work that writes (see [`Turn`]).
     turn: tokio::sync::Mutex<()>,
+    /// Orders waiting for the next turn to start them (see [`LocalStack::create_order`]).
+    starts: Mutex<Vec<Start>>,
     connection: SharedConnection,
     db: Db,
     /// What the services are made of.
@@ -89,9 +92,8 @@ pub struct LocalStack(Arc<Inner>);
 
 /// How long the bus waits before retrying a failed delivery (doubling each time).
 const RETRY_BACKOFF: chrono::Duration = chrono::Duration::milliseconds(20);
-/// Bus deliveries claimed at once, and how much one batch (one transaction) takes on
-/// before it commits: bounded, so that other processes get their turn.
-const CLAIM_BATCH: u32 = 64;
+/// How much one batch (one transaction) takes on before it commits: bounded, so that
+/// other processes get their turn.
 const BATCH_LIMIT: usize = 1024;
 const BATCH_TIME: Duration = Duration::from_millis(50);
 /// How often to look again at an order that has not settled when nothing is due here
@@ -111,6 +113,14 @@ pub fn substitutions() -> HashMap<String, String> {
         .iter()
         .map(|name| (format!("{name}FunctionArn"), name.as_str().to_owned()))
         .collect()
+}
+
+/// An order to start, and who waits to hear its id.
+struct Start {
+    mode: Mode,
+    customer: CustomerId,
+    item: ItemId,
+    started: oneshot::Sender<Result<OrderId, LocalError>>,
 }
 
 /// One turn of the process's writes: one transaction (see
@@ -206,6 +216,7 @@ impl LocalStack {
         };
         Ok(Self(Arc::new(Inner {
             turn: tokio::sync::Mutex::new(()),
+            starts: Mutex::default(),
             connection: wiring.stores.connection(),
             db,
             functions: RwLock::new((wiring.fail_probability, Arc::new(Functions::new(&wiring)))),
@@ -234,15 +245,23 @@ impl LocalStack {
     /// Calls a function through its HTTP entry point, as API Gateway would, in a turn of
     /// its own.
     pub async fn http(&self, function: FunctionName, path: &str) -> Result<Reply, LocalError> {
-        let request = HttpRequest::new("GET", path, None)?;
         let turn = Turn::begin(&self.0).await?;
-        let result = turn
+        let reply = Self::http_in(&turn, function, path).await;
+        turn.commit()?;
+        reply
+    }
+
+    async fn http_in(
+        turn: &Turn<'_>,
+        function: FunctionName,
+        path: &str,
+    ) -> Result<Reply, LocalError> {
+        let request = HttpRequest::new("GET", path, None)?;
+        Ok(turn
             .functions
             .get(function)
             .handle(Input::Http(request))
-            .await;
-        turn.commit()?;
-        Ok(result?)
+            .await?)
     }
 
     /// Runs everything that is due now: bus deliveries, and executions with something
@@ -253,15 +272,37 @@ impl LocalStack {
         Ok(())
     }
 
-    /// One turn: deliveries and executions that are due, and what they make due, in
-    /// one transaction, until nothing is due or the batch is full. A saga's chain of
-    /// events then commits once. False when there was nothing to do.
+    /// One turn: the orders waiting to be started, then [`LocalStack::run_due`]. The
+    /// orders hear their ids once the turn has committed (if it fails, they hear
+    /// nothing, and their creators fail). False when there was nothing to do.
     async fn run_batch(&self) -> Result<bool, LocalError> {
         let turn = Turn::begin(&self.0).await?;
+        let starts =
+            std::mem::take(&mut *self.0.starts.lock().unwrap_or_else(PoisonError::into_inner));
+        let mut started = Vec::with_capacity(starts.len());
+        for start in starts {
+            let order = self
+                .start_in(&turn, start.mode, &start.customer, &start.item)
+                .await;
+            started.push((start.started, order));
+        }
+        let handled = self.run_due(&turn).await? + started.len();
+        turn.commit()?;
+        for (waiting, order) in started {
+            // A creator that gave up no longer listens; its order goes on all the same.
+            let _ = waiting.send(order);
+        }
+        Ok(handled > 0)
+    }
+
+    /// Runs the deliveries and executions that are due, and what they make due, in the
+    /// turn, until nothing is due or the batch is full: a saga's chain of events then
+    /// commits once. How much was done.
+    async fn run_due(&self, turn: &Turn<'_>) -> Result<usize, LocalError> {
         let started = Instant::now();
         let mut handled = 0;
         loop {
-            let claimed = self.0.wiring.bus.claim(CLAIM_BATCH)?;
+            let claimed = self.0.wiring.bus.claim()?;
             let work = if claimed.is_empty() {
                 self.0
                     .executions
@@ -275,11 +316,9 @@ impl LocalStack {
             };
             handled += work;
             if work == 0 || handled >= BATCH_LIMIT || started.elapsed() >= BATCH_TIME {
-                break;
+                return Ok(handled);
             }
         }
-        turn.commit()?;
-        Ok(handled > 0)
     }
 
     /// Hands claimed deliveries to their functions: done, or retried later.
@@ -318,7 +357,6 @@ impl LocalStack {
     ) -> Result<Order, LocalError> {
         let started = Instant::now();
         loop {
-            self.drain().await?;
             if let Some(order) = self.describe_order(customer, order_id).await?
                 && settled(order.order_status)
             {
@@ -331,7 +369,9 @@ impl LocalStack {
                     waited: timeout,
                 });
             }
-            tokio::time::sleep(self.until_due()?.min(timeout - waited)).await;
+            if !self.run_batch().await? {
+                tokio::time::sleep(self.until_due()?.min(timeout - waited)).await;
+            }
         }
     }
 
@@ -381,7 +421,28 @@ impl LocalStack {
         item: &ItemId,
         timeout: Duration,
     ) -> Result<Order, LocalError> {
-        let order_id = self.start_order(mode, customer, item).await?;
+        // The next turn starts the order, with every other one waiting to start, and
+        // runs their sagas on: orders created at the same time commit together.
+        let (started, order_id) = oneshot::channel();
+        self.0
+            .starts
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(Start {
+                mode,
+                customer: customer.clone(),
+                item: item.clone(),
+                started,
+            });
+        // Let the other creators that are ready queue their orders too, then take a
+        // turn unless one has already started this order.
+        tokio::task::yield_now().await;
+        if order_id.is_empty() {
+            self.run_batch().await?;
+        }
+        let order_id = order_id.await.map_err(|_| {
+            LocalError::Workflow("the turn that was to start the order failed; retry".into())
+        })??;
         self.settle(customer, &order_id, OrderStatus::is_settled, timeout)
             .await
     }
@@ -395,14 +456,23 @@ impl LocalStack {
         customer: &CustomerId,
         item: &ItemId,
     ) -> Result<OrderId, LocalError> {
+        let turn = Turn::begin(&self.0).await?;
+        let order_id = self.start_in(&turn, mode, customer, item).await?;
+        turn.commit()?;
+        Ok(order_id)
+    }
+
+    async fn start_in(
+        &self,
+        turn: &Turn<'_>,
+        mode: Mode,
+        customer: &CustomerId,
+        item: &ItemId,
+    ) -> Result<OrderId, LocalError> {
         match mode {
             Mode::Events => {
-                let reply = self
-                    .http(
-                        FunctionName::Order,
-                        &format!("/order/create/{customer}/{item}"),
-                    )
-                    .await?;
+                let path = format!("/order/create/{customer}/{item}");
+                let reply = Self::http_in(turn, FunctionName::Order, &path).await?;
                 let order: Order = serde_json::from_value(reply.body)
                     .map_err(|err| LocalError::Workflow(format!("order reply: {err}")))?;
                 Ok(order.order_id)
@@ -485,6 +555,8 @@ impl LocalStack {
             )
             .into());
         }
+        // As for a new order, the saga runs on in the turn that reports the outcome.
+        let turn = Turn::begin(&self.0).await?;
         match order.mode {
             Mode::Events => {
                 let detail = OrderRef {
@@ -495,13 +567,12 @@ impl LocalStack {
                 self.0.wiring.bus.publish(&[report]).await?;
             }
             Mode::Workflow => {
-                self.http(
-                    FunctionName::Delivery,
-                    &format!("/delivery/{action}/{customer}/{order_id}"),
-                )
-                .await?;
+                let path = format!("/delivery/{action}/{customer}/{order_id}");
+                Self::http_in(&turn, FunctionName::Delivery, &path).await?;
             }
         }
+        self.run_due(&turn).await?;
+        turn.commit()?;
         self.settle(customer, order_id, OrderStatus::is_terminal, timeout)
             .await
     }

@@ -1,6 +1,4 @@
-use crate::db::{
-    Context, Db, column, must_exist, optional_column, optional_text, parse_timestamp, timestamp,
-};
+use crate::db::{Context, Db, column, optional_column, optional_text, parse_timestamp, timestamp};
 use async_trait::async_trait;
 use ewf_domain::ports::{OrderStore, Step};
 use ewf_domain::{
@@ -8,7 +6,6 @@ use ewf_domain::{
     StoreError, Timestamp, WriteError,
 };
 use rusqlite::{OptionalExtension, Row, params};
-use serde_json::Value;
 
 fn order(row: &Row<'_>) -> rusqlite::Result<Order> {
     Ok(Order {
@@ -79,53 +76,57 @@ impl OrderStore for Db {
         now: Timestamp,
         step: Option<&Step>,
     ) -> Result<Order, WriteError> {
-        // The statuses this one may replace, as a JSON array for json_each.
-        let predecessors: Vec<&str> = status
-            .predecessors()
-            .into_iter()
-            .map(OrderStatus::as_str)
-            .collect();
-        let predecessors = Value::from(predecessors).to_string();
         self.write(step, |conn| {
-            must_exist(
-                conn,
-                "SELECT 1 FROM orders WHERE customer_id = ?1 AND order_id = ?2",
-                [customer.as_str(), order_id.as_str()],
-            )?;
-            // COALESCE keeps a field the update leaves out, as OrderUpdate::apply does.
-            let advanced = conn
+            // Read and written in one transaction that holds the write lock: nothing
+            // can change the status in between.
+            let current: Option<String> = conn
                 .prepare_cached(
-                    "UPDATE orders SET order_status = ?3, update_date = ?4,
-                         item_price = COALESCE(?5, item_price),
-                         delivery_price = COALESCE(?6, delivery_price),
-                         total_price = COALESCE(?7, total_price),
-                         payment_id = COALESCE(?8, payment_id),
-                         delivery_address = COALESCE(?9, delivery_address),
-                         failure_reason = COALESCE(?10, failure_reason)
-                     WHERE customer_id = ?1 AND order_id = ?2
-                         AND order_status IN (SELECT value FROM json_each(?11))
-                     RETURNING *",
+                    "SELECT order_status FROM orders WHERE customer_id = ?1 AND order_id = ?2",
                 )
-                .context("cannot prepare a statement")?
-                .query_row(
-                    params![
-                        customer.as_str(),
-                        order_id.as_str(),
-                        status.as_str(),
-                        timestamp(&now),
-                        optional_text(update.item_price.as_ref()),
-                        optional_text(update.delivery_price.as_ref()),
-                        optional_text(update.total_price.as_ref()),
-                        optional_text(update.payment_id.as_ref()),
-                        optional_text(update.delivery_address.as_ref()),
-                        update.failure_reason,
-                        predecessors,
-                    ],
-                    order,
-                )
-                .optional()
-                .context("cannot advance an order")?;
-            advanced.ok_or(WriteError::ConditionFailed)
+                .and_then(|mut statement| {
+                    statement
+                        .query_row([customer.as_str(), order_id.as_str()], |row| row.get(0))
+                        .optional()
+                })
+                .context("cannot read an order")?;
+            let current = current.ok_or(WriteError::NotFound)?;
+            if !status
+                .predecessors()
+                .iter()
+                .any(|from| from.as_str() == current)
+            {
+                return Err(WriteError::ConditionFailed);
+            }
+            // COALESCE keeps a field the update leaves out, as OrderUpdate::apply does.
+            conn.prepare_cached(
+                "UPDATE orders SET order_status = ?3, update_date = ?4,
+                     item_price = COALESCE(?5, item_price),
+                     delivery_price = COALESCE(?6, delivery_price),
+                     total_price = COALESCE(?7, total_price),
+                     payment_id = COALESCE(?8, payment_id),
+                     delivery_address = COALESCE(?9, delivery_address),
+                     failure_reason = COALESCE(?10, failure_reason)
+                 WHERE customer_id = ?1 AND order_id = ?2
+                 RETURNING *",
+            )
+            .context("cannot prepare a statement")?
+            .query_row(
+                params![
+                    customer.as_str(),
+                    order_id.as_str(),
+                    status.as_str(),
+                    timestamp(&now),
+                    optional_text(update.item_price.as_ref()),
+                    optional_text(update.delivery_price.as_ref()),
+                    optional_text(update.total_price.as_ref()),
+                    optional_text(update.payment_id.as_ref()),
+                    optional_text(update.delivery_address.as_ref()),
+                    update.failure_reason,
+                ],
+                order,
+            )
+            .context("cannot advance an order")
+            .map_err(WriteError::from)
         })
     }
 }

@@ -56,6 +56,7 @@ pub fn stored_event(event: &EventInput) -> Result<StoredEvent, ServiceError> {
         (None, None) => format!("S#{}", event.source),
     };
     let time = event.time.to_rfc3339_opts(SecondsFormat::Nanos, true);
+    let detail = event.detail.to_string();
     Ok(StoredEvent {
         who,
         time_what: format!(
@@ -65,12 +66,12 @@ pub fn stored_event(event: &EventInput) -> Result<StoredEvent, ServiceError> {
             event.id
         ),
         event_id: event.id.clone(),
-        digest: digest(event),
+        digest: digest(event, &detail),
         event_time: event.time,
         event_source: event.source.clone(),
         detail_type: event.detail_type.clone(),
-        event_detail: event.detail.to_string(),
         order_id: text("orderId").map(str::to_owned),
+        event_detail: detail,
     })
 }
 
@@ -81,10 +82,11 @@ fn stage(event: &EventInput) -> usize {
         .map_or(DetailType::ALL.len(), DetailType::stage)
 }
 
-/// The content's identity: a step that is retried re-emits its events unchanged.
-fn digest(event: &EventInput) -> String {
+/// The content's identity (`detail`: the event's detail as JSON text): a step that is
+/// retried re-emits its events unchanged.
+fn digest(event: &EventInput, detail: &str) -> String {
     let mut hash = Sha256::new();
-    for part in [&event.source, &event.detail_type, &event.detail.to_string()] {
+    for part in [event.source.as_str(), &event.detail_type, detail] {
         // Length-prefixed, so that no two different triples hash the same bytes.
         hash.update(part.len().to_be_bytes());
         hash.update(part.as_bytes());
