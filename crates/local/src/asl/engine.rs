@@ -9,6 +9,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
 use ewf_domain::entry::FunctionError;
 use serde::Serialize;
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 use std::borrow::Cow;
 use std::time::Duration;
@@ -141,16 +142,17 @@ impl Executions {
         let first = machine
             .state(&machine.start_at)
             .ok_or_else(|| unknown_state(name, &machine.start_at))?;
+        let input_json = json_text(&input);
         let events = [
             event(
                 "ExecutionStarted",
                 Details {
-                    input: Some(&input),
+                    input: Some(&input_json),
                     role_arn: Some(&role(machine)),
                     ..Details::default()
                 },
             ),
-            entered(first, &machine.start_at, &input),
+            entered(first, &machine.start_at, &input_json),
         ];
         let cursor = Cursor::enter(&machine.start_at, input.clone(), now);
         if !self
@@ -467,12 +469,15 @@ impl Driver<'_> {
                 output,
                 next,
             } => {
+                // The state's output is the next state's input: written out once for both.
+                let output_json = json_text(&output);
                 events.push(state_event(
                     state,
                     "Exited",
                     Details {
                         name: Some(from),
-                        ..Details::output(&output)
+                        output: Some(&output_json),
+                        ..Details::default()
                     },
                 ));
                 match next {
@@ -484,7 +489,7 @@ impl Driver<'_> {
                             .machine
                             .state(&next)
                             .ok_or_else(|| unknown_state(name, &next))?;
-                        events.push(entered(target, &next, &output));
+                        events.push(entered(target, &next, &output_json));
                         tracing::debug!(execution = name, from, to = %next, "transition");
                         self.unsaved.append(&mut events);
                         Ok(Next::At(Cursor::enter(&next, output, now)))
@@ -547,7 +552,8 @@ impl Driver<'_> {
         output: Option<Value>,
         failure: Option<Failure>,
     ) -> Result<Next, AslError> {
-        let details = match (&output, &failure) {
+        let output_json = output.as_ref().map(json_text);
+        let details = match (&output_json, &failure) {
             (_, Some(failure)) => Details::failure(failure),
             (Some(output), None) => Details::output(output),
             (None, None) => Details::default(),
@@ -737,7 +743,7 @@ impl Driver<'_> {
                 task,
                 Details {
                     region: Some(REGION),
-                    parameters: Some(&parameters),
+                    parameters: Some(&json_text(&parameters)),
                     timeout_in_seconds: Some(task.timeout_seconds),
                     ..Details::default()
                 },
@@ -780,7 +786,8 @@ impl Driver<'_> {
                     phase: Phase::Waiting,
                     ..submitting
                 };
-                let submitted = task_event("TaskSubmitted", task, Details::output(&output));
+                let submitted =
+                    task_event("TaskSubmitted", task, Details::output(&json_text(&output)));
                 let saved = self.save(name, &waiting, [submitted], Utc::now())?;
                 Ok(if saved { Step::Suspend } else { Step::Lost })
             }
@@ -808,7 +815,11 @@ impl Driver<'_> {
     }
 
     fn succeeded(&self, record: &Record, state: &State, task: &Task, result: Value) -> Step {
-        let events = vec![task_event("TaskSucceeded", task, Details::output(&result))];
+        let events = vec![task_event(
+            "TaskSucceeded",
+            task,
+            Details::output(&json_text(&result)),
+        )];
         let context = self.context(record, state, None);
         let output = match &task.result_selector {
             Some(selector) => selector.render(&result, &context),
@@ -1086,13 +1097,13 @@ struct Details<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     role_arn: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    input: Option<&'a Value>,
+    input: Option<&'a RawValue>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    parameters: Option<&'a Value>,
+    parameters: Option<&'a RawValue>,
     #[serde(skip_serializing_if = "Option::is_none")]
     timeout_in_seconds: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    output: Option<&'a Value>,
+    output: Option<&'a RawValue>,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -1100,7 +1111,7 @@ struct Details<'a> {
 }
 
 impl<'a> Details<'a> {
-    fn output(output: &'a Value) -> Self {
+    fn output(output: &'a RawValue) -> Self {
         Self {
             output: Some(output),
             ..Self::default()
@@ -1127,7 +1138,7 @@ fn state_event(state: &State, suffix: &str, details: Details<'_>) -> Event {
     )
 }
 
-fn entered(state: &State, name: &str, input: &Value) -> Event {
+fn entered(state: &State, name: &str, input: &RawValue) -> Event {
     state_event(
         state,
         "Entered",
@@ -1148,6 +1159,12 @@ fn task_event(event_type: &str, task: &Task, details: Details<'_>) -> Event {
             ..details
         },
     )
+}
+
+/// A value written out as JSON text, to be recorded in one or more history events.
+fn json_text(value: &Value) -> Box<RawValue> {
+    // A JSON value always serialises.
+    serde_json::value::to_raw_value(value).unwrap_or_else(|_| RawValue::NULL.to_owned())
 }
 
 /// What a Lambda invoke task returns, with the function's output as its payload.
