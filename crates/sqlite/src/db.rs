@@ -284,7 +284,7 @@ pub fn connect(path: &Path) -> Result<SharedConnection, StoreError> {
         .context(&what)?;
     conn.pragma_update(None, "mmap_size", 256 * 1024 * 1024)
         .context(&what)?;
-    conn.pragma_update(None, "cache_size", -64 * 1024)
+    conn.pragma_update(None, "cache_size", -8 * 1024)
         .context(&what)?;
     tracing::debug!(path = %path.display(), "opened the database");
     let shared = SharedConnection::new(conn);

@@ -1030,6 +1030,8 @@ fn nothing_matched(path: &Path, field: &str) -> Failure {
 fn place(path: Option<&Path>, raw: &Value, result: Value) -> Result<Value, Failure> {
     match path {
         None => Ok(raw.clone()),
+        // `$` (the default): the result replaces the input, which need not be copied.
+        Some(path) if path.is_root() => Ok(result),
         Some(path) => path
             .insert(raw.clone(), result)
             .map_err(|cause| Failure::new(errors::RESULT_PATH_MATCH_FAILURE, cause)),

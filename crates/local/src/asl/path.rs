@@ -71,6 +71,11 @@ impl Path {
         })
     }
 
+    /// Whether this is `$`, the whole input.
+    pub(crate) fn is_root(&self) -> bool {
+        !self.context && self.segments.is_empty()
+    }
+
     pub(crate) fn is_context(&self) -> bool {
         self.context
     }
