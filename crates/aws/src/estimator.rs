@@ -2,9 +2,7 @@
 //! locates the depot once and each address, CalculateRoutes (geo-routes) drives there.
 
 use async_trait::async_trait;
-use aws_sdk_geoplaces::error::DisplayErrorContext;
-use aws_sdk_geoplaces::operation::geocode::GeocodeError;
-use aws_sdk_georoutes::operation::calculate_routes::CalculateRoutesError;
+use aws_sdk_geoplaces::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use ewf_domain::ports::Estimator;
 use ewf_domain::{Address, Estimate, Money, ServiceError};
 use tokio::sync::OnceCell;
@@ -42,23 +40,9 @@ impl LocationEstimator {
             .max_results(1)
             .send()
             .await;
-        let output = match result {
-            Ok(output) => output,
-            // A query Amazon Location cannot read is an address it cannot locate.
-            Err(err)
-                if matches!(
-                    err.as_service_error(),
-                    Some(GeocodeError::ValidationException(_))
-                ) =>
-            {
-                return Ok(None);
-            }
-            Err(err) => {
-                return Err(ServiceError::Unavailable(format!(
-                    "Amazon Location Geocode failed: {}",
-                    DisplayErrorContext(err)
-                )));
-            }
+        // A query Amazon Location cannot read is an address it cannot locate.
+        let Some(output) = unless_invalid(result, "Geocode")? else {
+            return Ok(None);
         };
         let position = output
             .result_items()
@@ -94,27 +78,33 @@ impl LocationEstimator {
             .set_destination(Some(to.clone()))
             .send()
             .await;
-        let output = match result {
-            Ok(output) => output,
-            // Positions Amazon Location will not route between (across a sea, too far):
-            // the address cannot be reached, and asking again will not change that.
-            Err(err)
-                if matches!(
-                    err.as_service_error(),
-                    Some(CalculateRoutesError::ValidationException(_))
-                ) =>
-            {
-                return Ok(None);
-            }
-            Err(err) => {
-                return Err(ServiceError::Unavailable(format!(
-                    "Amazon Location CalculateRoutes failed: {}",
-                    aws_sdk_georoutes::error::DisplayErrorContext(err)
-                )));
-            }
+        // Positions Amazon Location will not route between (across a sea, too far):
+        // the address cannot be reached, and asking again will not change that.
+        let Some(output) = unless_invalid(result, "CalculateRoutes")? else {
+            return Ok(None);
         };
         let summary = output.routes().first().and_then(|route| route.summary());
         Ok(summary.map(|summary| (summary.distance(), summary.duration())))
+    }
+}
+
+/// A request's output; `None` when Amazon Location refuses the request as invalid, and
+/// for any other failure an error worth a retry.
+fn unless_invalid<T, E, R>(
+    result: Result<T, SdkError<E, R>>,
+    request: &str,
+) -> Result<Option<T>, ServiceError>
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    match result {
+        Ok(output) => Ok(Some(output)),
+        Err(err) if err.code() == Some("ValidationException") => Ok(None),
+        Err(err) => Err(ServiceError::Unavailable(format!(
+            "Amazon Location {request} failed: {}",
+            DisplayErrorContext(err)
+        ))),
     }
 }
 

@@ -83,17 +83,7 @@ impl Executions {
         let driver = Ulid::new().to_string();
         match self.create(machine, name, input, Some(&driver))? {
             Some(summary) => Ok(summary),
-            None => {
-                Driver {
-                    executions: self,
-                    machine,
-                    invoker,
-                    driver,
-                    unsaved: Vec::new(),
-                }
-                .drive(name)
-                .await
-            }
+            None => self.drive(machine, invoker, driver, name).await,
         }
     }
 
@@ -279,18 +269,29 @@ impl Executions {
     ) -> Result<ExecutionSummary, AslError> {
         let driver = Ulid::new().to_string();
         if self.store.claim(name, &driver, Utc::now())? {
-            Driver {
-                executions: self,
-                machine,
-                invoker,
-                driver,
-                unsaved: Vec::new(),
-            }
-            .drive(name)
-            .await
+            self.drive(machine, invoker, driver, name).await
         } else {
             self.describe(name)?.ok_or(AslError::TaskDoesNotExist)
         }
+    }
+
+    /// Drives the execution that `driver` holds.
+    async fn drive(
+        &self,
+        machine: &StateMachine,
+        invoker: &dyn TaskInvoker,
+        driver: String,
+        name: &str,
+    ) -> Result<ExecutionSummary, AslError> {
+        Driver {
+            executions: self,
+            machine,
+            invoker,
+            driver,
+            unsaved: Vec::new(),
+        }
+        .drive(name)
+        .await
     }
 
     fn scaled(&self, duration: Duration) -> Duration {
