@@ -3,12 +3,26 @@
 
 use async_trait::async_trait;
 use aws_sdk_geoplaces::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_geoplaces::types::GeocodeResultItem;
 use ewf_domain::ports::Estimator;
 use ewf_domain::{Address, Estimate, Money, ServiceError};
 use tokio::sync::OnceCell;
 
 /// A position as Amazon Location writes it: [longitude, latitude].
 type Position = Vec<f64>;
+
+/// Below this overall match score, Geocode's best result is a guess at another place
+/// (a street of the same name elsewhere): the address counts as not found.
+const MIN_MATCH_SCORE: f64 = 0.6;
+
+/// Where a Geocode result is, if it matches the query well enough to deliver there.
+fn position_of_match(place: &GeocodeResultItem) -> Option<Position> {
+    let matched = place
+        .match_scores()
+        .is_none_or(|scores| scores.overall() >= MIN_MATCH_SCORE);
+    let position = place.position();
+    (matched && position.len() == 2).then(|| position.to_vec())
+}
 
 pub struct LocationEstimator {
     places: aws_sdk_geoplaces::Client,
@@ -44,11 +58,7 @@ impl LocationEstimator {
         let Some(output) = unless_invalid(result, "Geocode")? else {
             return Ok(None);
         };
-        let position = output
-            .result_items()
-            .first()
-            .map(|place| place.position().to_vec());
-        Ok(position.filter(|position| position.len() == 2))
+        Ok(output.result_items().first().and_then(position_of_match))
     }
 
     /// The depot's position, located on first use.
@@ -146,5 +156,34 @@ mod tests {
             (1_234, "12.34".to_owned())
         );
         assert_eq!(estimate.origin, depot.as_str());
+    }
+
+    #[test]
+    fn a_poor_match_is_no_location() {
+        let place = |score: Option<f64>| {
+            let mut place = GeocodeResultItem::builder()
+                .place_id("p-1")
+                .place_type(aws_sdk_geoplaces::types::PlaceType::PointAddress)
+                .title("Great Russell St")
+                .position(-0.1269)
+                .position(51.5194);
+            if let Some(score) = score {
+                place = place.match_scores(
+                    aws_sdk_geoplaces::types::MatchScoreDetails::builder()
+                        .overall(score)
+                        .build(),
+                );
+            }
+            place.build().unwrap()
+        };
+        assert_eq!(
+            position_of_match(&place(Some(0.95))),
+            Some(vec![-0.1269, 51.5194])
+        );
+        assert_eq!(
+            position_of_match(&place(None)),
+            Some(vec![-0.1269, 51.5194])
+        );
+        assert_eq!(position_of_match(&place(Some(0.3))), None);
     }
 }

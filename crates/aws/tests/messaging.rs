@@ -4,7 +4,7 @@ mod support;
 
 use ewf_aws::{EventBridgeBus, StepFunctionsCallback};
 use ewf_domain::events::{BusEvent, DetailType, FunctionName};
-use ewf_domain::ports::{Bus, WorkflowCallback};
+use ewf_domain::ports::{Bus, TaskResult, WorkflowCallback};
 use serde_json::json;
 
 async fn bus() -> (aws_sdk_eventbridge::Client, String) {
@@ -67,8 +67,17 @@ async fn publishing_to_a_missing_bus_fails_naming_it() {
 async fn a_waiting_task_is_resumed() {
     // moto accepts any token; the refusals of ended executions are unit-tested.
     let client = aws_sdk_sfn::Client::new(&support::config().await);
-    StepFunctionsCallback::new(client)
-        .resume("token-1", &json!({"status": "DELIVERED"}))
+    let callback = StepFunctionsCallback::new(client);
+    callback
+        .resume(
+            "token-1",
+            &TaskResult::Success(json!({"status": "DELIVERED"})),
+        )
         .await
         .unwrap();
+    let canceled = TaskResult::Failure {
+        error: "DeliveryCanceled".into(),
+        cause: "the delivery was canceled".into(),
+    };
+    callback.resume("token-2", &canceled).await.unwrap();
 }

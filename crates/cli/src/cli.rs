@@ -143,6 +143,10 @@ pub enum Command {
         /// Ask for every deployment parameter (sam deploy --guided).
         #[arg(long)]
         guided: bool,
+        /// More arguments for sam deploy, after `--`: for example
+        /// `-- --parameter-overrides ApiAuthorization=NONE`.
+        #[arg(last = true, value_name = "SAM_DEPLOY_ARGS")]
+        sam_args: Vec<std::ffi::OsString>,
     },
     /// Delete the deployed stack (sam delete).
     Delete {
@@ -279,7 +283,8 @@ fn parse_probability(text: &str) -> Result<f64, String> {
         .parse()
         .map_err(|_| format!("{text:?} is not a number"))?;
     if (0.0..=1.0).contains(&value) {
-        Ok(value)
+        // -0 is in range; it is stored and shown as 0.
+        Ok(value + 0.0)
     } else {
         Err(format!("{value} is outside 0..1"))
     }
@@ -298,6 +303,10 @@ mod tests {
     #[test]
     fn probabilities_outside_the_unit_interval_are_refused() {
         assert_eq!(parse_probability("0.25"), Ok(0.25));
+        assert_eq!(
+            parse_probability("-0").map(|value| value.to_string()),
+            Ok("0".into())
+        );
         assert!(parse_probability("1.5").is_err());
         assert!(parse_probability("-0.1").is_err());
         assert!(parse_probability("NaN").is_err());

@@ -56,8 +56,9 @@ async fn dispatch(global: &Global, output: &Output, command: Command) -> Result<
         Command::Cancel(args) => finish(global, output, &args, Outcome::Canceled).await,
         Command::SetFailProbability { probability } => {
             let target = global.open(output).await?;
-            let _spinner = output.spinner("updating the payment failure probability");
+            let spinner = output.spinner("updating the payment failure probability");
             target.set_fail_probability(probability).await?;
+            drop(spinner);
             output.show(&json!({ "probability": probability }), |_| {
                 let mut table = output.table(&["setting", "value"]);
                 table.add_row(vec![
@@ -94,7 +95,9 @@ async fn dispatch(global: &Global, output: &Output, command: Command) -> Result<
             );
             Ok(())
         }
-        Command::Deploy { guided } => deploy::deploy(global, output, guided).await,
+        Command::Deploy { guided, sam_args } => {
+            deploy::deploy(global, output, guided, sam_args).await
+        }
         Command::Delete { yes } => deploy::delete(global, output, yes).await,
         Command::Demo { rng_seed } => demo::run(global, output, rng_seed).await,
         Command::Bench {
@@ -120,8 +123,9 @@ async fn seed(global: &Global, output: &Output, reset: bool, data: Option<&Path>
         })?,
     };
     let target = global.open(output).await?;
-    let _spinner = output.spinner(format!("seeding {}", target.describe()));
+    let spinner = output.spinner(format!("seeding {}", target.describe()));
     let summary = target.seed(&data, reset).await?;
+    drop(spinner);
     output.show(&summary, |summary| {
         let mut table =
             output.table(&["customers", "items written", "items kept (existing stock)"]);
@@ -187,11 +191,12 @@ async fn finish(
 ) -> Result<()> {
     let target = global.open(output).await?;
     let OrderArgs { customer, order } = &args.order;
-    let _spinner = output.spinner(format!("finishing the delivery of {order}"));
+    let spinner = output.spinner(format!("finishing the delivery of {order}"));
     let timeout = Duration::from_secs(args.timeout);
     let order = target
         .finish_delivery(customer, order, outcome, timeout)
         .await?;
+    drop(spinner);
     show_order(output, &order);
     Ok(())
 }

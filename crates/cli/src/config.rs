@@ -43,10 +43,17 @@ impl Global {
             return Ok(Choice::Aws(settings));
         }
         match SamConfig::read(Path::new(SAMCONFIG))? {
+            // As for the AWS CLI, a flag beats the environment, which beats a file.
             Some(sam) => Ok(Choice::Aws(AwsSettings {
                 stack: sam.stack,
-                profile: self.profile.clone().or(sam.profile),
-                region: self.region.clone().or(sam.region),
+                profile: self
+                    .profile
+                    .clone()
+                    .or(unless_set(&["AWS_PROFILE"], sam.profile)),
+                region: self.region.clone().or(unless_set(
+                    &["AWS_REGION", "AWS_DEFAULT_REGION"],
+                    sam.region,
+                )),
                 endpoint_url: self.endpoint_url.clone(),
             })),
             None => Ok(Choice::Local(self.state_dir())),
@@ -78,6 +85,23 @@ pub struct SamConfig {
     pub stack: String,
     pub region: Option<String>,
     pub profile: Option<String>,
+}
+
+/// A value from `samconfig.toml`, unless one of the environment variables that beat it
+/// is set.
+fn unless_set(variables: &[&str], value: Option<String>) -> Option<String> {
+    unless_set_in(|name| std::env::var_os(name), variables, value)
+}
+
+fn unless_set_in(
+    env: impl Fn(&str) -> Option<std::ffi::OsString>,
+    variables: &[&str],
+    value: Option<String>,
+) -> Option<String> {
+    let overridden = variables
+        .iter()
+        .any(|name| env(name).is_some_and(|set| !set.is_empty()));
+    value.filter(|_| !overridden)
 }
 
 impl SamConfig {
@@ -145,5 +169,16 @@ mod tests {
         );
         assert_eq!(SamConfig::parse("version = 0.1\n").unwrap(), None);
         assert!(SamConfig::parse("[default").is_err());
+    }
+
+    #[test]
+    fn the_environment_beats_samconfig() {
+        let env = |name: &str| (name == "AWS_DEFAULT_REGION").then(|| "us-east-1".into());
+        let regions = ["AWS_REGION", "AWS_DEFAULT_REGION"];
+        assert_eq!(unless_set_in(env, &regions, Some("eu-west-2".into())), None);
+        assert_eq!(
+            unless_set_in(env, &["AWS_PROFILE"], Some("dev".into())),
+            Some("dev".into())
+        );
     }
 }

@@ -12,7 +12,12 @@ use tokio::process::Command;
 /// Where scripts/setup-tools.sh installs the tools.
 const TOOLS_DIR: &str = ".venv/bin";
 
-pub async fn deploy(global: &Global, output: &Output, guided: bool) -> Result<()> {
+pub async fn deploy(
+    global: &Global,
+    output: &Output,
+    guided: bool,
+    sam_args: Vec<OsString>,
+) -> Result<()> {
     let sam = find_tool("sam")?;
     find_tool("cargo-lambda")?;
     let stack = match global.choose()? {
@@ -50,6 +55,7 @@ pub async fn deploy(global: &Global, output: &Output, guided: bool) -> Result<()
             );
         }
     }
+    args.extend(sam_args);
     output.note("deploying (sam deploy)");
     run(&sam, args, "sam deploy").await
 }

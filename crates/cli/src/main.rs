@@ -35,7 +35,8 @@ fn main() -> ExitCode {
         Ok(runtime) => runtime.block_on(commands::run(cli, &output)),
         Err(err) => Err(CliError::service(format!(
             "cannot start the async runtime: {err}"
-        ))),
+        ))
+        .hint("run the command again; if it keeps failing, check the limits on open files and threads")),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -545,6 +545,75 @@ fn deploy_says_how_to_install_a_missing_sam() {
     assert!(run.expect_error(4).contains("scripts/setup-tools.sh"));
 }
 
+/// Fake SAM CLI and cargo-lambda in `dir/bin`: sam writes its arguments, a line per
+/// call, to `dir/sam.log` and exits with `sam_exit`.
+fn fake_tools(dir: &std::path::Path, tools: &[&str], sam_exit: i32) -> Command {
+    use std::os::unix::fs::PermissionsExt;
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    for tool in tools {
+        let script = format!("#!/bin/sh\necho \"$@\" >> \"$SAM_LOG\"\nexit {sam_exit}\n");
+        let path = bin.join(tool);
+        std::fs::write(&path, script).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let mut command = ewf(dir);
+    command
+        .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
+        .env("SAM_LOG", dir.join("sam.log"));
+    command
+}
+
+#[test]
+fn deploy_and_delete_run_sam_with_the_stack_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    let tools = ["sam", "cargo-lambda"];
+    let deploy = [
+        "deploy",
+        "--stack",
+        "ewf-test",
+        "--region",
+        "eu-west-2",
+        "--",
+        "--parameter-overrides",
+        "ApiAuthorization=NONE",
+    ];
+    run(fake_tools(dir.path(), &tools, 0), &deploy).expect_success();
+    let delete = [
+        "delete",
+        "--stack",
+        "ewf-test",
+        "--region",
+        "eu-west-2",
+        "--yes",
+    ];
+    run(fake_tools(dir.path(), &tools, 0), &delete).expect_success();
+    let log = std::fs::read_to_string(dir.path().join("sam.log")).unwrap();
+    let calls: Vec<&str> = log.lines().collect();
+    assert_eq!(calls.len(), 3, "{log}");
+    assert_eq!(calls[0], "build --beta-features");
+    assert!(
+        calls[1].starts_with("deploy --stack-name ewf-test --region eu-west-2 ")
+            && calls[1].ends_with(" --parameter-overrides ApiAuthorization=NONE"),
+        "{}",
+        calls[1]
+    );
+    assert_eq!(
+        calls[2],
+        "delete --stack-name ewf-test --region eu-west-2 --no-prompts"
+    );
+
+    // A failing sam is a service error; a missing cargo-lambda is named.
+    run(fake_tools(dir.path(), &tools, 1), &deploy).expect_error(5);
+    let other = tempfile::tempdir().unwrap();
+    let missing = run(fake_tools(other.path(), &["sam"], 0), &deploy);
+    assert!(missing.expect_error(4).contains("cargo-lambda"));
+    // Without a stack, delete has nothing to delete and runs nothing.
+    let nothing = run(fake_tools(other.path(), &["sam"], 0), &["delete", "--yes"]);
+    nothing.expect_error(4);
+    assert!(!other.path().join("sam.log").exists());
+}
+
 #[test]
 fn help_documents_the_exit_codes() {
     let dir = tempfile::tempdir().unwrap();

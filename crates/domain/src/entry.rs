@@ -180,11 +180,15 @@ pub enum Input {
 }
 
 impl Input {
-    /// Tells the three shapes apart: an HTTP API request has `requestContext` and
-    /// `rawPath`, an EventBridge event has `detail-type`, anything else is a direct
-    /// invocation.
+    /// Whether a payload is an HTTP API request: it has `requestContext` and `rawPath`.
+    fn is_http(payload: &Value) -> bool {
+        payload.get("requestContext").is_some() && payload.get("rawPath").is_some()
+    }
+
+    /// Tells the three shapes apart: an HTTP API request (see `is_http`), an
+    /// EventBridge event has `detail-type`, anything else is a direct invocation.
     pub fn from_json(payload: Value) -> Result<Self, ServiceError> {
-        if payload.get("requestContext").is_some() && payload.get("rawPath").is_some() {
+        if Self::is_http(&payload) {
             let request: ApiGatewayV2httpRequest = serde_json::from_value(payload)
                 .map_err(|err| ServiceError::bad_input("request", err.to_string()))?;
             return HttpRequest::from_api_gateway(request).map(Input::Http);
@@ -282,12 +286,13 @@ pub trait Function: Send + Sync {
 /// Lambda runtime, the local bus, the local state machine and the local HTTP server all
 /// go through here.
 pub async fn invoke(function: &dyn Function, payload: Value) -> Result<Value, FunctionError> {
-    let input = match Input::from_json(payload) {
-        Ok(input) => input,
-        Err(err) => return Err(FunctionError::from(&err)),
+    // A request that cannot be decoded is still answered as HTTP: the caller's fault
+    // is a 400, never API Gateway's 500 for a function error.
+    let is_http = Input::is_http(&payload);
+    let result = match Input::from_json(payload) {
+        Ok(input) => function.handle(input).await,
+        Err(err) => Err(err),
     };
-    let is_http = matches!(input, Input::Http(_));
-    let result = function.handle(input).await;
     if let Err(err) = &result {
         if err.is_transient() {
             tracing::error!(error = %err, name = %err.name(), "request failed");

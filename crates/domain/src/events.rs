@@ -22,6 +22,7 @@ string_enum!(
         PaymentMade => "PaymentMade",
         PaymentFailed => "PaymentFailed",
         ItemRemoved => "ItemRemoved",
+        ErrorItemRemoved => "ErrorItemRemoved",
         ItemUnreserved => "ItemUnreserved",
         DeliveryStarted => "DeliveryStarted",
         Delivered => "Delivered",
@@ -156,7 +157,7 @@ pub const RULES: &[Rule] = &[
     },
     Rule {
         target: FunctionName::Payment,
-        detail_types: Some(&[DeliveryEstimated, ItemReturned]),
+        detail_types: Some(&[DeliveryEstimated, ItemReturned, ErrorItemRemoved]),
     },
     Rule {
         target: FunctionName::EventStore,
@@ -194,6 +195,8 @@ mod tests {
         ] {
             assert!(targets(failure).any(|target| target == FunctionName::Inventory));
         }
-        assert!(targets(ItemReturned).any(|target| target == FunctionName::Payment));
+        for refund in [ItemReturned, ErrorItemRemoved] {
+            assert!(targets(refund).any(|target| target == FunctionName::Payment));
+        }
     }
 }

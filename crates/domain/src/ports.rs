@@ -162,12 +162,21 @@ pub trait Estimator: Send + Sync {
     async fn estimate(&self, address: &Address) -> Result<Estimate, ServiceError>;
 }
 
+/// How a task that waits on its token ends.
+#[derive(Clone, Debug, PartialEq)]
+pub enum TaskResult {
+    /// SendTaskSuccess: the task's output.
+    Success(Value),
+    /// SendTaskFailure: an error name that the state machine's Retry and Catch match.
+    Failure { error: String, cause: String },
+}
+
 /// Resumes a workflow execution waiting on a task token.
 #[async_trait]
 pub trait WorkflowCallback: Send + Sync {
-    /// Sends the task's output. A token whose execution has already ended is not an
+    /// Ends the waiting task. A token whose execution has already ended is not an
     /// error: the callback is then a repeat.
-    async fn resume(&self, token: &str, output: &Value) -> Result<(), StoreError>;
+    async fn resume(&self, token: &str, result: &TaskResult) -> Result<(), StoreError>;
 }
 
 pub trait Clock: Send + Sync {

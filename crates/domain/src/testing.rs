@@ -8,7 +8,7 @@ mod inputs;
 pub use inputs::{event, get, http_request, invocation, order, send};
 
 use crate::events::BusEvent;
-use crate::ports::{Bus, Clock, Random, WorkflowCallback};
+use crate::ports::{Bus, Clock, Random, TaskResult, WorkflowCallback};
 use crate::{StoreError, Timestamp};
 use async_trait::async_trait;
 use serde_json::Value;
@@ -116,19 +116,19 @@ impl Random for ScriptedRandom {
 /// Records workflow resumptions.
 #[derive(Default)]
 pub struct RecordingCallback {
-    resumed: Mutex<Vec<(String, Value)>>,
+    resumed: Mutex<Vec<(String, TaskResult)>>,
 }
 
 impl RecordingCallback {
-    pub fn resumed(&self) -> Vec<(String, Value)> {
+    pub fn resumed(&self) -> Vec<(String, TaskResult)> {
         lock(&self.resumed).clone()
     }
 }
 
 #[async_trait]
 impl WorkflowCallback for RecordingCallback {
-    async fn resume(&self, token: &str, output: &Value) -> Result<(), StoreError> {
-        lock(&self.resumed).push((token.to_owned(), output.clone()));
+    async fn resume(&self, token: &str, result: &TaskResult) -> Result<(), StoreError> {
+        lock(&self.resumed).push((token.to_owned(), result.clone()));
         Ok(())
     }
 }

@@ -311,9 +311,17 @@ fn no_policy_grants_a_wildcard_action() {
     let mut found = Vec::new();
     actions(&template, &mut found);
     assert!(
-        found.contains(&"states:SendTaskSuccess"),
+        found.contains(&"states:SendTaskSuccess") && found.contains(&"states:SendTaskFailure"),
         "the walk reaches inline policies"
     );
     let wildcards: Vec<_> = found.iter().filter(|action| action.contains('*')).collect();
     assert!(wildcards.is_empty(), "wildcard actions: {wildcards:?}");
+}
+
+#[test]
+fn the_sample_delivery_event_names_an_order() {
+    // The detail a user sends as Logistics' Delivered or DeliveryCanceled.
+    let sample = include_str!("../../../data/deliveryEvent.json");
+    let order: ewf_domain::OrderRef = serde_json::from_str(sample).unwrap();
+    assert_eq!(order.customer_id.as_str(), "customer-1");
 }

@@ -8,7 +8,7 @@ use ewf_domain::StoreError;
 use ewf_domain::entry::{self, Function, FunctionError};
 use ewf_domain::estimate::Gazetteer;
 use ewf_domain::events::FunctionName;
-use ewf_domain::ports::{Clock, Random, WorkflowCallback};
+use ewf_domain::ports::{Clock, Random, TaskResult, WorkflowCallback};
 use ewf_sqlite::SqliteStores;
 use serde_json::Value;
 use std::sync::Arc;
@@ -113,16 +113,16 @@ impl crate::asl::TaskInvoker for Functions {
     }
 }
 
-/// The delivery service's way to resume a waiting workflow, as SendTaskSuccess: the
-/// output is recorded on the execution in the state file and the stack's next drain
-/// drives the execution on. The callback runs inside a function, which must not drive
+/// The delivery service's way to resume a waiting workflow, as SendTaskSuccess and
+/// SendTaskFailure: the result is recorded on the execution in the state file and the
+/// stack's next drain drives the execution on. The callback runs inside a function, which must not drive
 /// an execution itself; and a recorded output survives the process.
 pub struct ExecutionCallback(pub Arc<Executions>);
 
 #[async_trait]
 impl WorkflowCallback for ExecutionCallback {
-    async fn resume(&self, token: &str, output: &Value) -> Result<(), StoreError> {
-        match self.0.record_success(token, output.clone()) {
+    async fn resume(&self, token: &str, result: &TaskResult) -> Result<(), StoreError> {
+        match self.0.record(token, result) {
             Ok(()) => Ok(()),
             Err(err @ (AslError::TaskDoesNotExist | AslError::TaskTimedOut)) => {
                 tracing::warn!(error = %err, "the workflow no longer waits for this task; nothing to resume");

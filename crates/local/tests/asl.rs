@@ -148,8 +148,9 @@ fn saga() -> Scripted {
     Scripted::new(|function, payload, _| services(function, payload))
 }
 
+/// The sample input of `data/`, as a user starts the workflow from the console.
 fn input() -> Value {
-    json!({ "customerId": "customer-1", "itemId": "item-1" })
+    serde_json::from_str(include_str!("../../../data/orderCreateWorkflowInput.json")).unwrap()
 }
 
 fn event_types(executions: &Executions, name: &str) -> Vec<String> {
@@ -231,11 +232,12 @@ async fn a_canceled_delivery_returns_the_item_and_cancels_the_payment() {
         .await
         .unwrap();
     let done = executions
-        .send_task_success(
+        .send_task_failure(
             &machine,
             &functions,
             &functions.token(),
-            json!({ "status": "CANCELED" }),
+            "DeliveryCanceled",
+            "the delivery was canceled",
         )
         .await
         .unwrap();

@@ -48,8 +48,7 @@ fn block_on<T>(future: impl Future<Output = T>) -> T {
 
 #[test]
 fn fifty_concurrent_reservations_of_ten_in_stock_reserve_exactly_ten() {
-    const THREADS: usize = 5;
-    const PER_THREAD: usize = 10;
+    const WRITERS: usize = 50;
     let dir = TempDir::new("reserve");
     let path = dir.0.join("state").join("ewf.db");
     block_on(
@@ -60,34 +59,32 @@ fn fifty_concurrent_reservations_of_ten_in_stock_reserve_exactly_ten() {
     )
     .unwrap();
 
+    // Every writer has its own connection, as a separate process would, and all of
+    // them reserve at once.
+    let start = std::sync::Barrier::new(WRITERS);
     let outcomes: Vec<Result<Item, WriteError>> = std::thread::scope(|scope| {
-        let workers: Vec<_> = (0..THREADS)
-            .map(|thread| {
-                let path = &path;
+        let workers: Vec<_> = (0..WRITERS)
+            .map(|writer| {
+                let (path, start) = (&path, &start);
                 scope.spawn(move || {
-                    // Each thread opens the file itself, as a separate process would.
                     let inventory = SqliteStores::open(path).unwrap().inventory();
                     let id = item(0).item_id;
-                    (0..PER_THREAD)
-                        .map(|n| {
-                            let key = format!("Inventory#order-{thread}-{n}#reserve");
-                            let step = Step {
-                                key,
-                                outcome: serde_json::json!("reserved"),
-                            };
-                            block_on(inventory.apply(&id, StockMove::Reserve, Some(&step)))
-                        })
-                        .collect::<Vec<_>>()
+                    let step = Step {
+                        key: format!("Inventory#order-{writer}#reserve"),
+                        outcome: serde_json::json!("reserved"),
+                    };
+                    start.wait();
+                    block_on(inventory.apply(&id, StockMove::Reserve, Some(&step)))
                 })
             })
             .collect();
         workers
             .into_iter()
-            .flat_map(|worker| worker.join().unwrap())
+            .map(|worker| worker.join().unwrap())
             .collect()
     });
 
-    assert_eq!(outcomes.len(), THREADS * PER_THREAD);
+    assert_eq!(outcomes.len(), WRITERS);
     let reserved: Vec<&Item> = outcomes
         .iter()
         .filter_map(|outcome| outcome.as_ref().ok())
@@ -111,10 +108,8 @@ fn fifty_concurrent_reservations_of_ten_in_stock_reserve_exactly_ten() {
         .unwrap();
     assert_eq!((stored.available, stored.reserved), (0, 10));
     let ledger = stores.ledger();
-    let recorded = (0..THREADS)
-        .flat_map(|thread| {
-            (0..PER_THREAD).map(move |n| format!("Inventory#order-{thread}-{n}#reserve"))
-        })
+    let recorded = (0..WRITERS)
+        .map(|writer| format!("Inventory#order-{writer}#reserve"))
         .filter(|key| block_on(ledger.recorded(key)).unwrap().is_some())
         .count();
     assert_eq!(recorded, 10);

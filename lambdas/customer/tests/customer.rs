@@ -59,6 +59,8 @@ async fn http_describe_answers_the_customer_or_an_error() {
     for (path, status, error) in [
         ("/customer/describe/customer-404", 404, "CustomerNotFound"),
         ("/customer/describe/customer%201", 400, "BadInput"),
+        // Not UTF-8 once decoded: the request is refused before any route is chosen.
+        ("/customer/describe/%FF", 400, "BadInput"),
         ("/customer/delete/customer-1", 501, "UnknownAction"),
         ("/customer/describe", 400, "BadInput"),
         ("/customer", 404, "RouteNotFound"),
@@ -80,6 +82,12 @@ async fn http_describe_answers_the_customer_or_an_error() {
     }
     let (status, _) = send(&h.service, "DELETE", "/customer/describe/customer-1").await;
     assert_eq!(status, 404);
+
+    let mut binary = testing::http_request("GET", "/customer/describe/customer-1");
+    binary["isBase64Encoded"] = true.into();
+    binary["body"] = "e30=".into();
+    let response = invoke(&h.service, binary).await.unwrap();
+    assert_eq!(response["statusCode"], 400);
 }
 
 #[tokio::test]

@@ -5,7 +5,9 @@
 use async_trait::async_trait;
 use ewf_domain::entry::{Decode, EventInput, Function, HttpRequest, Input, Invocation, Reply};
 use ewf_domain::events::{BusEvent, DetailType, FunctionName, LOGISTICS_SOURCE};
-use ewf_domain::ports::{Bus, Clock, DeliveryStore, Estimator, Ledger, Step, WorkflowCallback};
+use ewf_domain::ports::{
+    Bus, Clock, DeliveryStore, Estimator, Ledger, Step, TaskResult, WorkflowCallback,
+};
 use ewf_domain::step::{self, Refusal};
 use ewf_domain::{
     Address, CustomerId, Delivery, DeliveryStatus, Failure, Mode, OrderDetail, OrderId, OrderRef,
@@ -61,6 +63,19 @@ impl Outcome {
         match self {
             Self::Delivered => DeliveryStatus::Delivered,
             Self::Canceled => DeliveryStatus::Canceled,
+        }
+    }
+
+    /// How the workflow's waiting task ends: a delivery succeeds with its status; a
+    /// cancellation fails the task with DeliveryCanceled, which the workflow catches to
+    /// compensate.
+    fn task_result(self, order_id: &OrderId) -> TaskResult {
+        match self {
+            Self::Delivered => TaskResult::Success(json!({ "status": self.status() })),
+            Self::Canceled => TaskResult::Failure {
+                error: "DeliveryCanceled".into(),
+                cause: format!("the delivery of order {order_id} was canceled"),
+            },
         }
     }
 
@@ -421,7 +436,7 @@ impl DeliveryService {
         tracing::info!(order_id = %detail.order_id, status = %delivery.status, "workflow waits for the delivery");
         // Finished before the workflow got here: nothing else would resume it.
         match Outcome::of(delivery.status) {
-            Some(outcome) => self.resume(token, outcome).await,
+            Some(outcome) => self.resume(token, outcome, &detail.order_id).await,
             None => Ok(()),
         }
     }
@@ -433,7 +448,7 @@ impl DeliveryService {
             return Ok(());
         };
         match (&delivery.task_token, delivery.mode) {
-            (Some(token), _) => self.resume(token, outcome).await,
+            (Some(token), _) => self.resume(token, outcome, &delivery.order_id).await,
             // Not waiting yet: the workflow's `await` finds the delivery finished and
             // resumes at once. The choreography must not hear of a workflow's delivery.
             (None, Mode::Workflow) => Ok(()),
@@ -448,9 +463,14 @@ impl DeliveryService {
         }
     }
 
-    async fn resume(&self, token: &str, outcome: Outcome) -> Result<(), ServiceError> {
+    async fn resume(
+        &self,
+        token: &str,
+        outcome: Outcome,
+        order_id: &OrderId,
+    ) -> Result<(), ServiceError> {
         self.callback
-            .resume(token, &json!({ "status": outcome.status() }))
+            .resume(token, &outcome.task_result(order_id))
             .await?;
         Ok(())
     }

@@ -6,6 +6,7 @@ use ewf_delivery::DeliveryService;
 use ewf_domain::entry::invoke;
 use ewf_domain::estimate::Gazetteer;
 use ewf_domain::events::{BusEvent, DetailType};
+use ewf_domain::ports::TaskResult;
 use ewf_domain::testing::{self, FixedClock, RecordingBus, RecordingCallback, event};
 use ewf_domain::{
     Address, Customer, CustomerId, Delivery, DeliveryStatus, OrderDetail, OrderId, OrderStatus,
@@ -117,13 +118,22 @@ impl Harness {
         self.bus.take();
     }
 
-    fn resumed(&self) -> Vec<(String, Value)> {
+    fn resumed(&self) -> Vec<(String, TaskResult)> {
         self.callback.resumed()
     }
 }
 
-fn resumed_with(status: &str) -> (String, Value) {
-    (TOKEN.to_owned(), json!({ "status": status }))
+/// The workflow's waiting task, succeeded with the delivery status or failed with
+/// DeliveryCanceled.
+fn resumed_with(status: &str) -> (String, TaskResult) {
+    let result = match status {
+        "CANCELED" => TaskResult::Failure {
+            error: "DeliveryCanceled".into(),
+            cause: format!("the delivery of order {} was canceled", order().order_id),
+        },
+        _ => TaskResult::Success(json!({ "status": status })),
+    };
+    (TOKEN.to_owned(), result)
 }
 
 fn was(detail_type: DetailType) -> BusEvent {

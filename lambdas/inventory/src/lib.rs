@@ -211,15 +211,17 @@ impl InventoryService {
             StockMove::Reserve | StockMove::Remove => return self.perform(movement, order).await,
         };
         let held = self.close(order, undone).await? == Some(Ok(()));
-        // A reservation that was sold is no longer there to release.
+        if !held {
+            tracing::info!(order = %order.order_id, ?movement, "nothing of the order's to undo");
+            return Ok(Ok(()));
+        }
+        // A reservation that was sold (its removal ran, though its caller may never have
+        // heard so) is released by returning the item to the stock.
         let sold = match consumed {
             Some(consumed) => self.close(order, consumed).await? == Some(Ok(())),
             None => false,
         };
-        if !held || sold {
-            tracing::info!(order = %order.order_id, ?movement, "nothing of the order's to undo");
-            return Ok(Ok(()));
-        }
+        let movement = if sold { StockMove::Return } else { movement };
         self.perform(movement, order).await
     }
 
@@ -279,7 +281,8 @@ fn announced(action: Action, order: &OrderDetail) -> BusEvent {
 
 /// What the choreography hears of an order's stock move. A refused reservation ends
 /// the order. A refused release still completes the compensation, so that the order
-/// reaches its final status; a refused removal leaves nothing to announce.
+/// reaches its final status. A refused removal (the reservation was released by hand)
+/// fails the paid order: ErrorItemRemoved has the payment refunded.
 fn move_events(movement: StockMove, order: &OrderDetail, moved: Moved) -> Vec<BusEvent> {
     let action = Action::Move(movement);
     let refused = match moved {
@@ -300,8 +303,12 @@ fn move_events(movement: StockMove, order: &OrderDetail, moved: Moved) -> Vec<Bu
             vec![announced(action, order)]
         }
         StockMove::Remove => {
-            tracing::warn!(order = %order.order_id, reason = %refused.message, "stock move refused; nothing to announce");
-            Vec::new()
+            let mut failed = order.clone();
+            failed.failure = Some(Failure {
+                status: OrderStatus::Failed,
+                reason: refused.message,
+            });
+            vec![BusEvent::new(SOURCE, DetailType::ErrorItemRemoved, &failed)]
         }
     }
 }

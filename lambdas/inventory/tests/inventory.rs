@@ -233,6 +233,21 @@ async fn payment_made_removes_the_reserved_item() {
     h.on("PaymentMade", &detail).await;
     assert_eq!(h.bus.take(), announced(DetailType::ItemRemoved, &detail));
     assert_eq!(h.stock("item-1").await, (9, 0));
+
+    // A reservation released by hand before the payment was heard of: the paid order
+    // fails, and ErrorItemRemoved has its payment refunded.
+    let released = order("o-2", "item-1");
+    h.on("OrderCreated", &released).await;
+    let (status, _) = testing::get(&h.service, "/inventory/unreserve/item-1").await;
+    assert_eq!(status, 200);
+    h.bus.take();
+    h.on("PaymentMade", &released).await;
+    let failed = with_failure(&released, "FAILED", "item item-1 has nothing reserved");
+    assert_eq!(
+        h.bus.take(),
+        announced(DetailType::ErrorItemRemoved, &failed)
+    );
+    assert_eq!(h.stock("item-1").await, (9, 0));
 }
 
 #[tokio::test]
@@ -306,16 +321,33 @@ async fn compensations_undo_only_what_the_order_did() {
     assert_eq!(err.error_type, "OrderCompensated");
     assert_eq!(h.stock("item-2").await, (4, 1));
 
-    // A reservation that was sold is not released; a sold item is returned once.
+    // A reservation that was sold is released by returning the item, once, however
+    // many compensations ask for it.
     let sold = order("o-2", "item-2");
     h.on("OrderCreated", &sold).await;
     h.on("PaymentMade", &sold).await;
+    assert_eq!(h.stock("item-2").await, (3, 1));
     h.on("PaymentFailed", &with_failure(&sold, "FAILED", "late"))
         .await;
-    assert_eq!(h.stock("item-2").await, (3, 1));
+    assert_eq!(h.stock("item-2").await, (4, 1));
     h.on("OrderCanceled", &sold).await;
     h.on("OrderCanceled", &sold).await;
     assert_eq!(h.stock("item-2").await, (4, 1));
+
+    // The workflow alike: a removal that ran though its task failed, then the release.
+    let removed = order("wf-2", "item-2");
+    for (action, stock) in [
+        ("reserve", (3, 2)),
+        ("remove", (3, 1)),
+        ("unreserve", (4, 1)),
+        ("unreserve", (4, 1)),
+        ("return", (4, 1)),
+    ] {
+        invoke(&h.service, invocation(action, &removed))
+            .await
+            .unwrap();
+        assert_eq!(h.stock("item-2").await, stock, "{action}");
+    }
 }
 
 #[tokio::test]

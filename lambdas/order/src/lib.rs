@@ -130,7 +130,15 @@ impl Decode for Command {
                 Ok(Self::advance(detail, status))
             }
             DeliveryStarted => advance(OrderStatus::Delivering),
-            PaymentCanceled => advance(OrderStatus::Canceled),
+            // The refund ends a canceled delivery, or a failure that carries its status.
+            PaymentCanceled => {
+                let detail = detail()?;
+                let status = detail
+                    .failure
+                    .as_ref()
+                    .map_or(OrderStatus::Canceled, |failure| failure.status);
+                Ok(Self::advance(detail, status))
+            }
             DeliveryWasDelivered => conclude(Outcome::Delivered),
             DeliveryWasCanceled => conclude(Outcome::Canceled),
             _ => Err(event.not_handled_by(FunctionName::Order)),

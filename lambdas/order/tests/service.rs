@@ -400,6 +400,86 @@ async fn other_failures_compensate_then_fail() {
 }
 
 #[tokio::test]
+async fn a_paid_item_that_could_not_be_removed_fails_the_order_once_refunded() {
+    let harness = Harness::new();
+    let failure = OrderDetail {
+        failure: failed(OrderStatus::Failed, "item item-1 has nothing reserved").failure,
+        ..paid()
+    };
+    harness
+        .send(&[
+            event(DetailType::OrderCreated, "Order", &created()),
+            event(DetailType::PaymentMade, "Payment", &paid()),
+        ])
+        .await;
+    // The order stays PAID while the refund is under way (statuses only move forward).
+    assert_eq!(harness.status().await, OrderStatus::Paid);
+    harness
+        .send(&[event(DetailType::PaymentCanceled, "Payment", &failure)])
+        .await;
+    let order = harness.order().await.unwrap();
+    assert_eq!(order.order_status, OrderStatus::Failed);
+    assert_eq!(
+        order.failure_reason.as_deref(),
+        Some("item item-1 has nothing reserved")
+    );
+}
+
+#[tokio::test]
+async fn every_status_listener_changes_nothing_the_second_time() {
+    let order_ref = json!({"customerId": "customer-1", "orderId": ORDER});
+    let declined = failed(OrderStatus::PaymentFailed, "declined");
+    let unroutable = failed(OrderStatus::Failed, "Address 1 Nowhere Lane not found");
+    let paths = [
+        vec![
+            event(DetailType::OrderCreated, "Order", &created()),
+            event(DetailType::ItemReserved, "Inventory", &created()),
+            event(DetailType::PaymentMade, "Payment", &paid()),
+            event(DetailType::DeliveryStarted, "Delivery", &paid()),
+            event(DetailType::DeliveryWasDelivered, "Delivery", &order_ref),
+        ],
+        vec![
+            event(DetailType::OrderCreated, "Order", &created()),
+            event(DetailType::PaymentFailed, "Payment", &declined),
+            event(DetailType::ItemUnreserved, "Inventory", &declined),
+        ],
+        vec![
+            event(DetailType::OrderCreated, "Order", &created()),
+            event(DetailType::ErrorCustomerDescribed, "Customer", &unroutable),
+            event(DetailType::ErrorDeliveryEstimated, "Delivery", &unroutable),
+            event(DetailType::ItemUnreserved, "Inventory", &unroutable),
+        ],
+        vec![
+            event(DetailType::OrderCreated, "Order", &created()),
+            event(
+                DetailType::ItemNotAvailable,
+                "Inventory",
+                &failed(OrderStatus::ItemNotAvailable, "none left"),
+            ),
+        ],
+        vec![
+            event(DetailType::OrderCreated, "Order", &created()),
+            event(DetailType::PaymentMade, "Payment", &paid()),
+            event(DetailType::DeliveryStarted, "Delivery", &paid()),
+            event(DetailType::DeliveryWasCanceled, "Delivery", &order_ref),
+            event(DetailType::PaymentCanceled, "Payment", &paid()),
+        ],
+    ];
+    for path in paths {
+        let harness = Harness::new();
+        for sent in path {
+            let first = invoke(&harness.service, sent.clone()).await;
+            let (order, published) = (harness.order().await, harness.bus.take());
+            let second = invoke(&harness.service, sent.clone()).await;
+            let name = &sent["detail-type"];
+            assert_eq!(second, first, "{name}");
+            assert_eq!(harness.order().await, order, "{name}");
+            assert_eq!(harness.bus.take(), published, "{name}");
+        }
+    }
+}
+
+#[tokio::test]
 async fn item_unreserved_without_a_final_status_is_refused() {
     let harness = Harness::new();
     harness

@@ -54,7 +54,8 @@ pub enum Command {
         amount: Money,
         mode: Mode,
     },
-    /// Refunds the payment the order made, if any: on ItemReturned or for the workflow.
+    /// Refunds the payment the order made, if any: on ItemReturned, on ErrorItemRemoved
+    /// (the paid item could not be taken from the stock) or for the workflow.
     CancelOrder { order: OrderDetail, mode: Mode },
 }
 
@@ -92,7 +93,7 @@ impl Decode for Command {
                     mode: Mode::Events,
                 })
             }
-            DetailType::ItemReturned => Ok(Self::CancelOrder {
+            DetailType::ItemReturned | DetailType::ErrorItemRemoved => Ok(Self::CancelOrder {
                 order: event.parse_detail()?,
                 mode: Mode::Events,
             }),

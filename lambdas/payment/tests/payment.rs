@@ -53,8 +53,9 @@ impl Harness {
     }
 
     async fn on(&self, detail_type: &str, detail: &Value) -> Result<Value, FunctionError> {
-        // DeliveryEstimated comes from the delivery service, ItemReturned from the inventory.
-        let source = if detail_type == "ItemReturned" {
+        // DeliveryEstimated comes from the delivery service, the refunds' events from the
+        // inventory.
+        let source = if detail_type == "ItemReturned" || detail_type == "ErrorItemRemoved" {
             "Inventory"
         } else {
             "Delivery"
@@ -291,27 +292,34 @@ async fn a_failed_publish_is_retried_and_publishes_the_recorded_payment() {
 }
 
 #[tokio::test]
-async fn item_returned_cancels_the_payment_once() {
-    let h = Harness::new(&[PAYS]);
-    get(&h.service, "/payment/pay/412.33").await;
-    let id = h.nth_payment_id(1);
-    let mut returned = priced_order("o-1");
-    returned["paymentId"] = json!(id);
+async fn item_returned_or_not_removed_cancels_the_payment_once() {
+    let h = Harness::new(&[PAYS, PAYS]);
+    for (n, refund) in [(1, "ItemReturned"), (2, "ErrorItemRemoved")] {
+        get(&h.service, "/payment/pay/412.33").await;
+        let id = h.nth_payment_id(n);
+        let mut returned = priced_order(&format!("o-{n}"));
+        returned["paymentId"] = json!(id);
+        if refund == "ErrorItemRemoved" {
+            returned["failure"] = json!({ "status": "FAILED", "reason": "nothing reserved" });
+        }
 
-    let first = h.on("ItemReturned", &returned).await.unwrap();
-    let expected = vec![BusEvent::new(
-        FunctionName::Payment,
-        DetailType::PaymentCanceled,
-        &returned,
-    )];
-    assert_eq!(h.bus.take(), expected);
-    assert_eq!(
-        h.payment(&id).await.unwrap().status,
-        PaymentStatus::Canceled
-    );
+        let first = h.on(refund, &returned).await.unwrap();
+        // The detail, with its failure, goes on: it tells the order how it ends.
+        let expected = vec![BusEvent::new(
+            FunctionName::Payment,
+            DetailType::PaymentCanceled,
+            &returned,
+        )];
+        assert_eq!(h.bus.take(), expected, "{refund}");
+        assert_eq!(
+            h.payment(&id).await.unwrap().status,
+            PaymentStatus::Canceled,
+            "{refund}"
+        );
 
-    assert_eq!(h.on("ItemReturned", &returned).await.unwrap(), first);
-    assert_eq!(h.bus.take(), expected);
+        assert_eq!(h.on(refund, &returned).await.unwrap(), first, "{refund}");
+        assert_eq!(h.bus.take(), expected, "{refund}");
+    }
 }
 
 #[tokio::test]

@@ -8,6 +8,7 @@ use super::{AslError, ExecutionStatus, ExecutionSummary, Failure, HistoryEvent, 
 use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
 use ewf_domain::entry::FunctionError;
+use ewf_domain::ports::TaskResult;
 use serde::Serialize;
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
@@ -180,13 +181,15 @@ impl Executions {
             .await
     }
 
-    /// SendTaskSuccess that leaves the driving to [`Executions::resume_due`]: for a
-    /// caller that runs inside one of the invoker's tasks.
-    pub fn record_success(&self, token: &str, output: Value) -> Result<(), AslError> {
-        match self
-            .store
-            .deliver(token, &Reply::Success(output), Utc::now())?
-        {
+    /// SendTaskSuccess or SendTaskFailure that leaves the driving to
+    /// [`Executions::resume_due`]: for a caller that runs inside one of the invoker's
+    /// tasks.
+    pub fn record(&self, token: &str, result: &TaskResult) -> Result<(), AslError> {
+        let reply = match result {
+            TaskResult::Success(output) => Reply::Success(output.clone()),
+            TaskResult::Failure { error, cause } => Reply::Failure(Failure::new(error, cause)),
+        };
+        match self.store.deliver(token, &reply, Utc::now())? {
             Delivery::Stored(_) => Ok(()),
             Delivery::Expired(_) => Err(AslError::TaskTimedOut),
         }
