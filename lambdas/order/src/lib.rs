@@ -102,6 +102,19 @@ impl Decode for Command {
                 outcome,
             })
         };
+        // A compensation is complete: the order ends as its failure says, or as
+        // `unfailed` when it carries none.
+        let compensated = |unfailed: Option<OrderStatus>| {
+            let detail = detail()?;
+            let status = match &detail.failure {
+                Some(failure) => Some(failure.status).filter(|status| status.is_terminal()),
+                None => unfailed,
+            }
+            .ok_or_else(|| {
+                ServiceError::bad_input("failure", "must carry the final status of the order")
+            })?;
+            Ok(Self::advance(detail, status))
+        };
         match event.known_type()? {
             OrderCreated => Ok(Self::Open {
                 detail: detail()?,
@@ -113,32 +126,10 @@ impl Decode for Command {
             PaymentFailed | ErrorCustomerDescribed | ErrorDeliveryEstimated => {
                 advance(OrderStatus::Compensating)
             }
-            ItemUnreserved => {
-                let detail = detail()?;
-                // The compensation is complete: the order ends as the failure said.
-                let status = detail
-                    .failure
-                    .as_ref()
-                    .map(|failure| failure.status)
-                    .filter(|status| status.is_terminal())
-                    .ok_or_else(|| {
-                        ServiceError::bad_input(
-                            "failure",
-                            "must carry the final status of the order",
-                        )
-                    })?;
-                Ok(Self::advance(detail, status))
-            }
+            ItemUnreserved => compensated(None),
             DeliveryStarted => advance(OrderStatus::Delivering),
-            // The refund ends a canceled delivery, or a failure that carries its status.
-            PaymentCanceled => {
-                let detail = detail()?;
-                let status = detail
-                    .failure
-                    .as_ref()
-                    .map_or(OrderStatus::Canceled, |failure| failure.status);
-                Ok(Self::advance(detail, status))
-            }
+            // The refund of a canceled delivery carries no failure.
+            PaymentCanceled => compensated(Some(OrderStatus::Canceled)),
             DeliveryWasDelivered => conclude(Outcome::Delivered),
             DeliveryWasCanceled => conclude(Outcome::Canceled),
             _ => Err(event.not_handled_by(FunctionName::Order)),

@@ -480,19 +480,21 @@ async fn every_status_listener_changes_nothing_the_second_time() {
 }
 
 #[tokio::test]
-async fn item_unreserved_without_a_final_status_is_refused() {
+async fn a_completed_compensation_without_a_final_status_is_refused() {
     let harness = Harness::new();
     harness
         .send(&[event(DetailType::OrderCreated, "Order", &created())])
         .await;
-    for detail in [created(), failed(OrderStatus::Paid, "odd")] {
-        let err = invoke(
-            &harness.service,
-            event(DetailType::ItemUnreserved, "Inventory", &detail),
-        )
-        .await
-        .unwrap_err();
-        assert_eq!(err.error_type, "BadInput");
+    let odd = failed(OrderStatus::Paid, "odd");
+    for (detail_type, source, detail) in [
+        (DetailType::ItemUnreserved, "Inventory", created()),
+        (DetailType::ItemUnreserved, "Inventory", odd.clone()),
+        (DetailType::PaymentCanceled, "Payment", odd),
+    ] {
+        let err = invoke(&harness.service, event(detail_type, source, &detail))
+            .await
+            .unwrap_err();
+        assert_eq!(err.error_type, "BadInput", "{detail_type}");
     }
     assert_eq!(harness.status().await, OrderStatus::Created);
 }
