@@ -15,22 +15,26 @@ string_enum!(
         ItemReserved => "ItemReserved",
         ItemNotAvailable => "ItemNotAvailable",
         ItemDescribed => "ItemDescribed",
+        ErrorItemDescribed => "ErrorItemDescribed",
         CustomerDescribed => "CustomerDescribed",
         ErrorCustomerDescribed => "ErrorCustomerDescribed",
         DeliveryEstimated => "DeliveryEstimated",
         ErrorDeliveryEstimated => "ErrorDeliveryEstimated",
         PaymentMade => "PaymentMade",
         PaymentFailed => "PaymentFailed",
+        ErrorPaymentMade => "ErrorPaymentMade",
         ItemRemoved => "ItemRemoved",
         ErrorItemRemoved => "ErrorItemRemoved",
         ItemUnreserved => "ItemUnreserved",
         DeliveryStarted => "DeliveryStarted",
+        ErrorDeliveryStarted => "ErrorDeliveryStarted",
         Delivered => "Delivered",
         DeliveryCanceled => "DeliveryCanceled",
         DeliveryWasDelivered => "DeliveryWasDelivered",
         DeliveryWasCanceled => "DeliveryWasCanceled",
         OrderDelivered => "OrderDelivered",
         OrderCanceled => "OrderCanceled",
+        OrderTimedOut => "OrderTimedOut",
         ItemReturned => "ItemReturned",
         PaymentCanceled => "PaymentCanceled",
     }
@@ -124,10 +128,12 @@ pub const RULES: &[Rule] = &[
             OrderCreated,
             ItemReserved,
             ItemNotAvailable,
+            ErrorItemDescribed,
             ErrorCustomerDescribed,
             ErrorDeliveryEstimated,
             PaymentMade,
             PaymentFailed,
+            ErrorPaymentMade,
             ItemUnreserved,
             DeliveryStarted,
             DeliveryWasDelivered,
@@ -142,9 +148,14 @@ pub const RULES: &[Rule] = &[
             ItemReserved,
             PaymentMade,
             PaymentFailed,
+            ErrorItemDescribed,
             ErrorCustomerDescribed,
             ErrorDeliveryEstimated,
+            ErrorPaymentMade,
+            ErrorItemRemoved,
+            ErrorDeliveryStarted,
             OrderCanceled,
+            OrderTimedOut,
         ]),
     },
     Rule {
@@ -157,7 +168,7 @@ pub const RULES: &[Rule] = &[
     },
     Rule {
         target: FunctionName::Payment,
-        detail_types: Some(&[DeliveryEstimated, ItemReturned, ErrorItemRemoved]),
+        detail_types: Some(&[DeliveryEstimated, ItemReturned]),
     },
     Rule {
         target: FunctionName::EventStore,
@@ -190,13 +201,16 @@ mod tests {
     fn compensation_events_have_subscribers() {
         for failure in [
             PaymentFailed,
+            ErrorItemDescribed,
             ErrorCustomerDescribed,
             ErrorDeliveryEstimated,
+            ErrorPaymentMade,
+            ErrorItemRemoved,
+            ErrorDeliveryStarted,
+            OrderTimedOut,
         ] {
             assert!(targets(failure).any(|target| target == FunctionName::Inventory));
         }
-        for refund in [ItemReturned, ErrorItemRemoved] {
-            assert!(targets(refund).any(|target| target == FunctionName::Payment));
-        }
+        assert!(targets(ItemReturned).any(|target| target == FunctionName::Payment));
     }
 }

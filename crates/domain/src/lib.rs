@@ -49,6 +49,7 @@ pub mod events;
 pub mod ids;
 pub mod model;
 pub mod ports;
+pub mod saga;
 pub mod sample;
 pub mod step;
 #[cfg(any(test, feature = "testing"))]

@@ -99,6 +99,7 @@ string_enum!(
         ItemNotAvailable => "ITEM_NOT_AVAILABLE",
         PaymentFailed => "PAYMENT_FAILED",
         Failed => "FAILED",
+        CompensationFailed => "COMPENSATION_FAILED",
     }
 );
 
@@ -115,7 +116,8 @@ impl OrderStatus {
             | Self::Canceled
             | Self::ItemNotAvailable
             | Self::PaymentFailed
-            | Self::Failed => 5,
+            | Self::Failed
+            | Self::CompensationFailed => 5,
         }
     }
 

@@ -43,14 +43,19 @@ fn item(id: &str) -> ItemId {
     ItemId::parse(id).unwrap()
 }
 
-/// The sample data plus an item with no stock and a customer living where no
-/// delivery can go.
+/// The sample data plus an item with no stock, an item so dear that with its delivery
+/// it costs more than a payment may be, and a customer living where no delivery can
+/// go.
 fn data() -> SampleData {
     let mut data = SampleData::builtin();
     let mut sold_out: Item = data.items[0].clone();
     sold_out.item_id = item("item-sold-out");
     sold_out.available = 0;
     data.items.push(sold_out);
+    let mut dear: Item = data.items[0].clone();
+    dear.item_id = item("item-dear");
+    dear.price = "999999.99".parse().unwrap();
+    data.items.push(dear);
     let mut far_away = data.customers[0].clone();
     far_away.customer_id = customer("customer-far");
     far_away.address = Address::parse("1 Sunken Road, Atlantis").unwrap();
@@ -72,6 +77,8 @@ enum Scenario {
     ItemNotAvailable,
     UnknownCustomer,
     UnroutableAddress,
+    /// The payment service refuses the order's total (over the limit of an amount).
+    TotalOverLimit,
 }
 
 /// What a scenario ends in, compared across the modes.
@@ -88,6 +95,7 @@ async fn run(stack: &LocalStack, mode: Mode, scenario: Scenario) -> (Order, Outc
         Scenario::ItemNotAvailable => ("customer-1", "item-sold-out"),
         Scenario::UnknownCustomer => ("customer-404", "item-1"),
         Scenario::UnroutableAddress => ("customer-far", "item-1"),
+        Scenario::TotalOverLimit => ("customer-1", "item-dear"),
         _ => ("customer-2", "item-1"),
     };
     let fail = if scenario == Scenario::PaymentFailed {
@@ -160,7 +168,7 @@ fn expected(scenario: Scenario) -> Outcome {
             true,
         ),
         Scenario::ItemNotAvailable => (OrderStatus::ItemNotAvailable, (0, 0), None, true),
-        Scenario::UnknownCustomer | Scenario::UnroutableAddress => {
+        Scenario::UnknownCustomer | Scenario::UnroutableAddress | Scenario::TotalOverLimit => {
             (OrderStatus::Failed, (0, 0), None, true)
         }
     };
@@ -218,16 +226,20 @@ fn event_names(scenario: Scenario) -> Vec<&'static str> {
             ["ErrorDeliveryEstimated", "ItemUnreserved"].as_slice(),
         ]
         .concat(),
+        Scenario::TotalOverLimit => {
+            [start.as_slice(), &["ErrorPaymentMade", "ItemUnreserved"]].concat()
+        }
     }
 }
 
-const SCENARIOS: [Scenario; 6] = [
+const SCENARIOS: [Scenario; 7] = [
     Scenario::Delivered,
     Scenario::Canceled,
     Scenario::PaymentFailed,
     Scenario::ItemNotAvailable,
     Scenario::UnknownCustomer,
     Scenario::UnroutableAddress,
+    Scenario::TotalOverLimit,
 ];
 
 #[tokio::test]

@@ -6,6 +6,7 @@ use async_trait::async_trait;
 use ewf_domain::entry::{Decode, EventInput, Function, HttpRequest, Input, Invocation, Reply};
 use ewf_domain::events::{BusEvent, DetailType, FunctionName};
 use ewf_domain::ports::{Bus, CustomerStore};
+use ewf_domain::saga;
 use ewf_domain::step;
 use ewf_domain::{Customer, CustomerId, Failure, Mode, OrderDetail, OrderStatus, ServiceError};
 use std::sync::Arc;
@@ -126,6 +127,9 @@ fn described(mut order: OrderDetail, customer: Option<Customer>) -> BusEvent {
 #[async_trait]
 impl Function for CustomerService {
     async fn handle(&self, input: Input) -> Result<Reply, ServiceError> {
-        self.execute(Command::decode(&input)?).await
+        saga::handle(&*self.bus, SOURCE, input, |command: Command| {
+            self.execute(command)
+        })
+        .await
     }
 }

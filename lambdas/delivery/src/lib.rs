@@ -8,6 +8,7 @@ use ewf_domain::events::{BusEvent, DetailType, FunctionName, LOGISTICS_SOURCE};
 use ewf_domain::ports::{
     Bus, Clock, DeliveryStore, Estimator, Ledger, Step, TaskResult, WorkflowCallback,
 };
+use ewf_domain::saga;
 use ewf_domain::step::{self, Refusal};
 use ewf_domain::{
     Address, CustomerId, Delivery, DeliveryStatus, Failure, Mode, OrderDetail, OrderId, OrderRef,
@@ -502,6 +503,12 @@ fn public(delivery: Delivery) -> Delivery {
 #[async_trait]
 impl Function for DeliveryService {
     async fn handle(&self, input: Input) -> Result<Reply, ServiceError> {
-        self.execute(Command::decode(&input)?).await
+        saga::handle(
+            &*self.bus,
+            FunctionName::Delivery,
+            input,
+            |command: Command| self.execute(command),
+        )
+        .await
     }
 }

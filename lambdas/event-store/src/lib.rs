@@ -6,6 +6,7 @@ use chrono::SecondsFormat;
 use ewf_domain::entry::{EventInput, Function, Input, Invocation, Reply};
 use ewf_domain::events::DetailType;
 use ewf_domain::ports::EventStore;
+use ewf_domain::saga;
 use ewf_domain::{ServiceError, StoredEvent};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -129,6 +130,10 @@ impl EventStoreService {
 #[async_trait]
 impl Function for EventStoreService {
     async fn handle(&self, input: Input) -> Result<Reply, ServiceError> {
-        self.execute(Command::decode(&input)?).await
+        let result = match Command::decode(&input) {
+            Ok(command) => self.execute(command).await,
+            Err(err) => Err(err),
+        };
+        saga::acknowledge_refusals(&input, result)
     }
 }

@@ -5,9 +5,10 @@ use async_trait::async_trait;
 use ewf_domain::entry::{Decode, EventInput, Function, HttpRequest, Input, Invocation, Reply};
 use ewf_domain::events::{BusEvent, DetailType, FunctionName};
 use ewf_domain::ports::{Bus, InventoryStore, Ledger, Step};
+use ewf_domain::saga;
 use ewf_domain::step::{self, Refusal};
 use ewf_domain::{
-    Failure, Item, ItemId, Mode, OrderDetail, OrderStatus, RecordedError, ServiceError, StockMove,
+    Failure, Item, ItemId, OrderDetail, OrderStatus, RecordedError, ServiceError, StockMove,
 };
 use std::sync::Arc;
 
@@ -49,19 +50,29 @@ impl Action {
             .ok_or_else(|| ServiceError::unknown_action(name))
     }
 
-    /// The action an incoming event asks for, if this service handles the event.
-    fn reacting_to(detail_type: DetailType) -> Option<Self> {
+    /// The action an incoming event asks for, and the event that announces it done,
+    /// if this service handles the event.
+    fn reacting_to(detail_type: DetailType) -> Option<(Self, DetailType)> {
         use DetailType::*;
-        Some(match detail_type {
+        let action = match detail_type {
             OrderCreated => Self::Move(StockMove::Reserve),
             ItemReserved => Self::Describe,
             PaymentMade => Self::Move(StockMove::Remove),
-            PaymentFailed | ErrorCustomerDescribed | ErrorDeliveryEstimated => {
-                Self::Move(StockMove::Unreserve)
+            PaymentFailed
+            | ErrorItemDescribed
+            | ErrorCustomerDescribed
+            | ErrorDeliveryEstimated
+            | ErrorPaymentMade => Self::Move(StockMove::Unreserve),
+            // A failure after the payment: the item goes back to the stock, released or
+            // returned (whichever the order's steps did), and ItemReturned has the
+            // payment refunded next.
+            ErrorItemRemoved | ErrorDeliveryStarted | OrderTimedOut => {
+                return Some((Self::Move(StockMove::Unreserve), ItemReturned));
             }
             OrderCanceled => Self::Move(StockMove::Return),
             _ => return None,
-        })
+        };
+        Some((action, action.announcement()))
     }
 
     /// The event announcing that the action was done.
@@ -90,8 +101,16 @@ pub enum Command {
     Order {
         action: Action,
         order: OrderDetail,
-        mode: Mode,
+        answer: Answer,
     },
+}
+
+/// How a saga step is answered: with an event (the choreography) or with the order
+/// detail (the workflow).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Answer {
+    Announce(DetailType),
+    Reply,
 }
 
 impl Decode for Command {
@@ -105,12 +124,12 @@ impl Decode for Command {
     }
 
     fn from_event(event: &EventInput) -> Result<Self, ServiceError> {
-        let action =
+        let (action, announcement) =
             Action::reacting_to(event.known_type()?).ok_or_else(|| event.not_handled_by(SOURCE))?;
         Ok(Self::Order {
             action,
             order: event.parse_detail()?,
-            mode: Mode::Events,
+            answer: Answer::Announce(announcement),
         })
     }
 
@@ -118,7 +137,7 @@ impl Decode for Command {
         Ok(Self::Order {
             action: Action::parse(invocation.action()?)?,
             order: invocation.order()?,
-            mode: Mode::Workflow,
+            answer: Answer::Reply,
         })
     }
 }
@@ -165,27 +184,29 @@ impl InventoryService {
             Command::Order {
                 action: Action::Describe,
                 mut order,
-                mode,
+                answer,
             } => {
                 order.item = Some(self.item(&order.item_id).await?);
-                match mode {
-                    Mode::Events => {
-                        step::announce(&*self.bus, vec![announced(Action::Describe, &order)]).await
+                match answer {
+                    Answer::Announce(announcement) => {
+                        let described = BusEvent::new(SOURCE, announcement, &order);
+                        step::announce(&*self.bus, vec![described]).await
                     }
-                    Mode::Workflow => Ok(Reply::ok(order)),
+                    Answer::Reply => Ok(Reply::ok(order)),
                 }
             }
             Command::Order {
                 action: Action::Move(movement),
                 order,
-                mode,
+                answer,
             } => {
                 let moved = self.move_for_order(movement, &order).await?;
-                match mode {
-                    Mode::Events => {
-                        step::announce(&*self.bus, move_events(movement, &order, moved)).await
+                match answer {
+                    Answer::Announce(announcement) => {
+                        let events = move_events(movement, announcement, &order, moved);
+                        step::announce(&*self.bus, events).await
                     }
-                    Mode::Workflow => Reply::outcome(moved.map(|()| order)),
+                    Answer::Reply => Reply::outcome(moved.map(|()| order)),
                 }
             }
         }
@@ -275,18 +296,19 @@ impl InventoryService {
 /// why not. Events and replies are made from it, so a replay makes the same ones.
 type Moved = Result<(), RecordedError>;
 
-fn announced(action: Action, order: &OrderDetail) -> BusEvent {
-    BusEvent::new(SOURCE, action.announcement(), order)
-}
-
 /// What the choreography hears of an order's stock move. A refused reservation ends
 /// the order. A refused release still completes the compensation, so that the order
 /// reaches its final status. A refused removal (the reservation was released by hand)
 /// fails the paid order: ErrorItemRemoved has the payment refunded.
-fn move_events(movement: StockMove, order: &OrderDetail, moved: Moved) -> Vec<BusEvent> {
-    let action = Action::Move(movement);
+fn move_events(
+    movement: StockMove,
+    announcement: DetailType,
+    order: &OrderDetail,
+    moved: Moved,
+) -> Vec<BusEvent> {
+    let announced = || vec![BusEvent::new(SOURCE, announcement, order)];
     let refused = match moved {
-        Ok(()) => return vec![announced(action, order)],
+        Ok(()) => return announced(),
         Err(refused) => refused,
     };
     match movement {
@@ -300,7 +322,7 @@ fn move_events(movement: StockMove, order: &OrderDetail, moved: Moved) -> Vec<Bu
         }
         StockMove::Unreserve | StockMove::Return => {
             tracing::warn!(order = %order.order_id, reason = %refused.message, "stock move refused; the compensation goes on");
-            vec![announced(action, order)]
+            announced()
         }
         StockMove::Remove => {
             let mut failed = order.clone();
@@ -316,6 +338,9 @@ fn move_events(movement: StockMove, order: &OrderDetail, moved: Moved) -> Vec<Bu
 #[async_trait]
 impl Function for InventoryService {
     async fn handle(&self, input: Input) -> Result<Reply, ServiceError> {
-        self.execute(Command::decode(&input)?).await
+        saga::handle(&*self.bus, SOURCE, input, |command: Command| {
+            self.execute(command)
+        })
+        .await
     }
 }

@@ -396,7 +396,7 @@ async fn a_failed_publish_is_retried_and_publishes_the_recorded_events_once() {
 }
 
 #[tokio::test]
-async fn events_for_others_or_with_a_bad_detail_are_bad_input() {
+async fn events_for_others_or_with_a_bad_detail_are_refused_once_not_retried() {
     let h = Harness::new().await;
     let mut no_item = order("o-1", "item-1");
     no_item.as_object_mut().unwrap().remove("itemId");
@@ -409,10 +409,13 @@ async fn events_for_others_or_with_a_bad_detail_are_bad_input() {
             json!({"customerId": "customer-1", "orderId": "o 1", "itemId": "item-1"}),
         ),
     ] {
-        let err = invoke(&h.service, event(detail_type, &detail))
+        let reply = invoke(&h.service, event(detail_type, &detail))
             .await
-            .unwrap_err();
-        assert_eq!(err.error_type, "BadInput", "{detail_type} {detail}");
+            .unwrap();
+        assert_eq!(
+            reply["refused"]["error"], "BadInput",
+            "{detail_type} {detail}"
+        );
     }
     assert_eq!(h.stock("item-1").await, (10, 0));
     assert!(h.bus.published().is_empty());

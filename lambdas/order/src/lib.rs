@@ -7,10 +7,11 @@ use ewf_domain::entry::{
 };
 use ewf_domain::events::{BusEvent, DetailType, FunctionName};
 use ewf_domain::ports::{Bus, Clock, Ledger, OrderStore, Random, Step};
+use ewf_domain::saga;
 use ewf_domain::step::{self, Refusal};
 use ewf_domain::{
-    CustomerId, ItemId, Mode, Order, OrderDetail, OrderId, OrderRef, OrderStatus, OrderUpdate,
-    PaymentId, ServiceError,
+    CustomerId, Failure, ItemId, Mode, Order, OrderDetail, OrderId, OrderRef, OrderStatus,
+    OrderUpdate, PaymentId, ServiceError,
 };
 use serde::Deserialize;
 use std::sync::Arc;
@@ -102,8 +103,8 @@ impl Decode for Command {
                 outcome,
             })
         };
-        // A compensation is complete: the order ends as its failure says, or as
-        // `unfailed` when it carries none.
+        // The saga is over: the order ends as its failure says, or as `unfailed` when
+        // it carries none.
         let compensated = |unfailed: Option<OrderStatus>| {
             let detail = detail()?;
             let status = match &detail.failure {
@@ -121,11 +122,15 @@ impl Decode for Command {
                 mode: Mode::Events,
             }),
             ItemReserved => advance(OrderStatus::Reserved),
-            ItemNotAvailable => advance(OrderStatus::ItemNotAvailable),
+            // Nothing was reserved, so nothing is compensated: the order ends here, as
+            // its failure says (a reservation that was refused in another way fails it).
+            ItemNotAvailable => compensated(Some(OrderStatus::ItemNotAvailable)),
             PaymentMade => advance(OrderStatus::Paid),
-            PaymentFailed | ErrorCustomerDescribed | ErrorDeliveryEstimated => {
-                advance(OrderStatus::Compensating)
-            }
+            PaymentFailed
+            | ErrorItemDescribed
+            | ErrorCustomerDescribed
+            | ErrorDeliveryEstimated
+            | ErrorPaymentMade => advance(OrderStatus::Compensating),
             ItemUnreserved => compensated(None),
             DeliveryStarted => advance(OrderStatus::Delivering),
             // The refund of a canceled delivery carries no failure.
@@ -144,28 +149,29 @@ impl Decode for Command {
             }),
             "advance" => {
                 let status: String = invocation.field("status")?;
-                let status = status
+                let status: OrderStatus = status
                     .parse()
                     .map_err(|expected| ServiceError::bad_input("status", expected))?;
-                Ok(Self::advance(invocation.order()?, status))
+                let undone = undone_compensations(invocation)?;
+                if status != OrderStatus::Canceled || undone.is_empty() {
+                    return Ok(Self::advance(invocation.order()?, status));
+                }
+                // The delivery was canceled, but its compensation left something undone.
+                Self::failed(invocation, saga::left_undone(None, &undone), None)
             }
             "fail" => {
                 let error: TaskError = invocation.field("error")?;
-                let detail = invocation.order()?;
-                let from_detail = OrderUpdate::from_detail(&detail);
-                let update = OrderUpdate {
-                    payment_id: from_detail
-                        .payment_id
-                        .clone()
-                        .or_else(|| error.declined_payment()),
-                    failure_reason: Some(error.reason()),
-                    ..from_detail
+                let failure = Failure {
+                    status: saga::failure_status(&error.error),
+                    reason: error.reason(),
                 };
-                Ok(Self::Advance {
-                    detail,
-                    status: error.status(),
-                    update,
-                })
+                let undone = undone_compensations(invocation)?;
+                let failure = if undone.is_empty() {
+                    failure
+                } else {
+                    saga::left_undone(Some(&failure), &undone)
+                };
+                Self::failed(invocation, failure, error.declined_payment())
             }
             other => Err(ServiceError::unknown_action(other)),
         }
@@ -180,6 +186,47 @@ impl Command {
             status,
         }
     }
+
+    /// Records the workflow's order as failed: `declined` names the payment that a
+    /// PaymentFailed error declined, so that the order names it as the choreography's
+    /// order does.
+    fn failed(
+        invocation: Invocation,
+        failure: Failure,
+        declined: Option<PaymentId>,
+    ) -> Result<Self, ServiceError> {
+        let detail = invocation.order()?;
+        let from_detail = OrderUpdate::from_detail(&detail);
+        let update = OrderUpdate {
+            payment_id: from_detail.payment_id.clone().or(declined),
+            failure_reason: Some(failure.reason),
+            ..from_detail
+        };
+        Ok(Self::Advance {
+            detail,
+            status: failure.status,
+            update,
+        })
+    }
+}
+
+/// The compensations that the workflow's `Catch` found failing, with their errors: they
+/// travel beside the order detail (see [`saga::Undone::workflow_field`]).
+fn undone_compensations(
+    invocation: Invocation,
+) -> Result<Vec<(saga::Undone, String)>, ServiceError> {
+    let order = invocation.0.get("order");
+    saga::Undone::ALL
+        .into_iter()
+        .filter_map(|undone| {
+            let error = order?.get(undone.workflow_field())?;
+            Some(
+                TaskError::deserialize(error)
+                    .map(|error| (undone, error.reason()))
+                    .map_err(|err| ServiceError::bad_input("order", err.to_string())),
+            )
+        })
+        .collect()
 }
 
 /// The error a Step Functions `Catch` hands over: `{"Error": name, "Cause": text}`.
@@ -192,14 +239,6 @@ struct TaskError {
 }
 
 impl TaskError {
-    fn status(&self) -> OrderStatus {
-        match self.error.as_str() {
-            "PaymentFailed" => OrderStatus::PaymentFailed,
-            "ItemNotAvailable" | "ItemNotFound" => OrderStatus::ItemNotAvailable,
-            _ => OrderStatus::Failed,
-        }
-    }
-
     /// The cause of a Lambda function error is the function error as JSON text: its
     /// message is what a person wants to read.
     fn reason(&self) -> String {
@@ -397,6 +436,12 @@ impl OrderService {
 #[async_trait]
 impl Function for OrderService {
     async fn handle(&self, input: Input) -> Result<Reply, ServiceError> {
-        self.execute(Command::decode(&input)?).await
+        saga::handle(
+            &*self.bus,
+            FunctionName::Order,
+            input,
+            |command: Command| self.execute(command),
+        )
+        .await
     }
 }

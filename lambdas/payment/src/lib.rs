@@ -7,6 +7,7 @@ use ewf_domain::entry::{Decode, EventInput, Function, HttpRequest, Input, Invoca
 use ewf_domain::events::{BusEvent, DetailType, FunctionName};
 use ewf_domain::ids::{check_amount, parse_amount};
 use ewf_domain::ports::{Bus, Clock, Ledger, PaymentStore, Random, Step};
+use ewf_domain::saga;
 use ewf_domain::step::{self, Refusal};
 use ewf_domain::{
     Failure, Mode, Money, OrderDetail, OrderId, OrderStatus, PAYMENT_METHOD, Payment, PaymentId,
@@ -361,6 +362,9 @@ fn payment_events(order: &OrderDetail, paid: Paid) -> Vec<BusEvent> {
 #[async_trait]
 impl Function for PaymentService {
     async fn handle(&self, input: Input) -> Result<Reply, ServiceError> {
-        self.execute(Command::decode(&input)?).await
+        saga::handle(&*self.bus, SOURCE, input, |command: Command| {
+            self.execute(command)
+        })
+        .await
     }
 }

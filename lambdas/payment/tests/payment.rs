@@ -55,7 +55,7 @@ impl Harness {
     async fn on(&self, detail_type: &str, detail: &Value) -> Result<Value, FunctionError> {
         // DeliveryEstimated comes from the delivery service, the refunds' events from the
         // inventory.
-        let source = if detail_type == "ItemReturned" || detail_type == "ErrorItemRemoved" {
+        let source = if detail_type == "ItemReturned" {
             "Inventory"
         } else {
             "Delivery"
@@ -323,20 +323,32 @@ async fn item_returned_or_not_removed_cancels_the_payment_once() {
 }
 
 #[tokio::test]
-async fn events_that_cannot_be_acted_on_are_bad_input() {
+async fn an_order_that_cannot_be_paid_fails_its_saga_and_other_events_are_acknowledged() {
     let h = Harness::new(&[]);
     let mut undelivered = priced_order("o-1");
     undelivered.as_object_mut().unwrap().remove("delivery");
     let mut overflowing = priced_order("o-1");
     overflowing["item"]["price"] = json!("79228162514264337593543950335");
-    for (detail_type, detail) in [
-        ("DeliveryEstimated", undelivered),
-        ("DeliveryEstimated", overflowing),
-        ("PaymentMade", priced_order("o-1")),
-    ] {
-        let err = h.on(detail_type, &detail).await.unwrap_err();
-        assert_eq!(err.error_type, "BadInput", "{detail_type}");
+    let mut over_the_limit = priced_order("o-1");
+    over_the_limit["item"]["price"] = json!("999999.99");
+    for detail in [undelivered, overflowing, over_the_limit] {
+        h.on("DeliveryEstimated", &detail).await.unwrap();
+        let published = h.bus.take();
+        assert_eq!(published.len(), 1, "{detail}");
+        assert_eq!(published[0].detail_type, DetailType::ErrorPaymentMade);
+        let failure = &published[0].detail["failure"];
+        assert_eq!(failure["status"], "FAILED");
+        assert!(
+            failure["reason"].as_str().unwrap().starts_with("invalid "),
+            "{failure}"
+        );
+        assert_eq!(published[0].detail["orderId"], "o-1");
     }
+    // Nothing was paid for any of them.
+    assert_eq!(h.payment(&h.nth_payment_id(1)).await, None);
+    // An event that is not the payment's to act on is acknowledged, not retried.
+    let reply = h.on("PaymentMade", &priced_order("o-1")).await.unwrap();
+    assert_eq!(reply["refused"]["error"], "BadInput");
     assert!(h.bus.published().is_empty());
 }
 
