@@ -81,6 +81,7 @@ impl From<LocalError> for CliError {
             LocalError::StateDir { .. } => {
                 Self::config(err.to_string()).hint("pass a writable --state-dir")
             }
+            LocalError::Settings(_) => Self::config(err.to_string()),
             other => Self::service(format!("local stack: {other}"))
                 .hint("retry; remove the state directory to start afresh if it persists"),
         }

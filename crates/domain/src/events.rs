@@ -65,6 +65,11 @@ impl DetailType {
     }
 }
 
+/// A scheduled rule's event (EventBridge Scheduler and scheduled rules send this
+/// source and detail-type): it drives the sweep of the orders past their deadline.
+pub const SCHEDULE_SOURCE: &str = "aws.events";
+pub const SCHEDULED_EVENT: &str = "Scheduled Event";
+
 /// The source of the delivery outcome events, sent by the (external) logistics partner.
 pub const LOGISTICS_SOURCE: &str = "Logistics";
 

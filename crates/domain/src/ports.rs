@@ -136,6 +136,13 @@ pub trait OrderStore: Send + Sync {
         now: Timestamp,
         step: Option<&Step>,
     ) -> Result<Order, WriteError>;
+    /// Up to `limit` orders of the choreography, created before `created_before`, that
+    /// have not settled (neither in delivery nor final): those past their deadline.
+    async fn overdue(
+        &self,
+        created_before: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<Order>, StoreError>;
 }
 
 #[async_trait]

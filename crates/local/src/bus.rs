@@ -11,7 +11,7 @@
 
 use crate::db::{self, Db};
 use chrono::{DateTime, SecondsFormat, Utc};
-use ewf_domain::events::{BusEvent, FunctionName, targets};
+use ewf_domain::events::{BusEvent, FunctionName, SCHEDULE_SOURCE, SCHEDULED_EVENT, targets};
 use ewf_domain::ports::{Bus, Clock, Random};
 use ewf_domain::{StoreError, Timestamp};
 use rusqlite::params;
@@ -105,19 +105,44 @@ impl LocalBus {
 
     /// The event as EventBridge delivers it to a rule target.
     fn envelope(&self, event: &BusEvent, time: Timestamp) -> Value {
+        self.envelope_of(
+            event.detail_type.as_str(),
+            &event.source,
+            &event.detail,
+            time,
+        )
+    }
+
+    /// The event a scheduled rule sends now: it drives the sweep of overdue orders.
+    pub fn scheduled_event(&self) -> Value {
+        self.envelope_of(
+            SCHEDULED_EVENT,
+            SCHEDULE_SOURCE,
+            &json!({}),
+            self.clock.now(),
+        )
+    }
+
+    fn envelope_of(
+        &self,
+        detail_type: &str,
+        source: &str,
+        detail: &Value,
+        time: Timestamp,
+    ) -> Value {
         json!({
             "version": "0",
             "id": ulid::Ulid::from_parts(
                 u64::try_from(time.timestamp_millis()).unwrap_or_default(),
                 self.random.id_bits()
             ).to_string(),
-            "detail-type": event.detail_type.as_str(),
-            "source": event.source,
+            "detail-type": detail_type,
+            "source": source,
             "account": "000000000000",
             "time": stamp(time),
             "region": "local",
             "resources": [],
-            "detail": event.detail,
+            "detail": detail,
         })
     }
 

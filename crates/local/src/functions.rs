@@ -12,6 +12,7 @@ use ewf_domain::ports::{Clock, Random, TaskResult, WorkflowCallback};
 use ewf_sqlite::SqliteStores;
 use serde_json::Value;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// The services, each behind the entry point its Lambda function has.
 pub struct Functions {
@@ -33,6 +34,8 @@ pub struct Wiring {
     pub clock: Arc<dyn Clock>,
     pub random: Arc<dyn Random>,
     pub fail_probability: f64,
+    /// How long an order of the choreography may take to settle.
+    pub order_deadline: Duration,
 }
 
 impl Functions {
@@ -44,6 +47,7 @@ impl Functions {
             clock,
             random,
             fail_probability,
+            order_deadline,
         } = wiring;
         let bus: Arc<LocalBus> = Arc::new(bus.clone());
         Self {
@@ -57,6 +61,7 @@ impl Functions {
                 bus.clone(),
                 clock.clone(),
                 random.clone(),
+                *order_deadline,
             )),
             inventory: Arc::new(ewf_inventory::InventoryService::new(
                 stores.inventory(),

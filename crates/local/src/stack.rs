@@ -9,6 +9,7 @@ use crate::functions::{ExecutionCallback, Functions, Wiring};
 use ewf_domain::entry::{HttpRequest, Input, Reply};
 use ewf_domain::events::{BusEvent, DetailType, FunctionName, LOGISTICS_SOURCE};
 use ewf_domain::ports::{Bus, Clock, Random, SeededRandom, SystemClock};
+use ewf_domain::saga;
 use ewf_domain::sample::SampleData;
 use ewf_domain::{
     CustomerId, Item, ItemId, Mode, Order, OrderId, OrderRef, OrderStatus, Payment, PaymentId,
@@ -37,6 +38,9 @@ pub struct LocalOptions {
     pub rng_seed: Option<u64>,
     /// Delivers every event twice (a test of idempotency under at-least-once delivery).
     pub duplicate_deliveries: bool,
+    /// How long an order of the choreography may take to settle before it is
+    /// compensated; by default `ORDER_DEADLINE_SECONDS`, else 900 s.
+    pub order_deadline: Option<Duration>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -55,6 +59,9 @@ pub enum LocalError {
         dir: PathBuf,
         source: std::io::Error,
     },
+    /// A setting from the environment is malformed.
+    #[error("{0}")]
+    Settings(String),
 }
 
 impl From<crate::asl::AslError> for LocalError {
@@ -85,6 +92,8 @@ struct Inner {
     functions: RwLock<(f64, Arc<Functions>)>,
     executions: Arc<Executions>,
     machine: StateMachine,
+    /// When this process last swept for overdue orders.
+    swept: Mutex<Option<Instant>>,
 }
 
 #[derive(Clone)]
@@ -99,6 +108,8 @@ const BATCH_TIME: Duration = Duration::from_millis(50);
 /// How often to look again at an order that has not settled when nothing is due here
 /// (another process may be at work on it).
 const SETTLE_POLL: Duration = Duration::from_millis(10);
+/// How often a process sweeps for orders past their deadline.
+const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 /// The local state machine's name, as the template names it after its stack.
 pub const MACHINE_NAME: &str = "OrderWorkflow-local";
 
@@ -213,6 +224,10 @@ impl LocalStack {
             clock,
             random,
             fail_probability: read_fail_probability(&db)?,
+            order_deadline: match options.order_deadline {
+                Some(deadline) => deadline,
+                None => saga::order_deadline_from_env().map_err(LocalError::Settings)?,
+            },
         };
         Ok(Self(Arc::new(Inner {
             turn: tokio::sync::Mutex::new(()),
@@ -223,6 +238,7 @@ impl LocalStack {
             wiring,
             executions,
             machine,
+            swept: Mutex::default(),
         })))
     }
 
@@ -286,6 +302,7 @@ impl LocalStack {
                 .await;
             started.push((start.started, order));
         }
+        self.sweep_in(&turn).await;
         let handled = self.run_due(&turn).await? + started.len();
         turn.commit()?;
         for (waiting, order) in started {
@@ -293,6 +310,23 @@ impl LocalStack {
             let _ = waiting.send(order);
         }
         Ok(handled > 0)
+    }
+
+    /// The schedule of the orders' deadlines, as a scheduled rule runs it on AWS: at
+    /// most once per [`SWEEP_INTERVAL`] in a process, the order service times out the
+    /// orders past their deadline. A failure is logged; the next sweep tries again.
+    async fn sweep_in(&self, turn: &Turn<'_>) {
+        {
+            let mut swept = self.0.swept.lock().unwrap_or_else(PoisonError::into_inner);
+            if swept.is_some_and(|at| at.elapsed() < SWEEP_INTERVAL) {
+                return;
+            }
+            *swept = Some(Instant::now());
+        }
+        let schedule = self.0.wiring.bus.scheduled_event();
+        if let Err(err) = turn.functions.invoke(FunctionName::Order, schedule).await {
+            tracing::warn!(error = %err, "the sweep of overdue orders failed");
+        }
     }
 
     /// Runs the deliveries and executions that are due, and what they make due, in the

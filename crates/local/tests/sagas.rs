@@ -3,6 +3,7 @@
 
 use ewf_domain::sample::SampleData;
 use ewf_domain::{Address, CustomerId, Item, ItemId, Mode, Order, OrderStatus, PaymentStatus};
+use ewf_local::stack::STATE_FILE;
 use ewf_local::{LocalOptions, LocalStack};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -25,6 +26,7 @@ impl TempState {
             state_dir: self.0.clone(),
             rng_seed: Some(7),
             duplicate_deliveries: false,
+            order_deadline: None,
         }
     }
 }
@@ -417,4 +419,104 @@ async fn concurrent_orders_never_oversell() {
     assert_eq!((delivering, refused), (5, 7), "{statuses:?}");
     let stock = stack.item(&item("item-2")).await.unwrap().unwrap();
     assert_eq!((stock.available, stock.reserved), (0, 0));
+}
+
+/// Makes every payment fail as a store that is down fails (transiently), through the
+/// state file itself, until the returned guard is dropped.
+struct PaymentsDown(rusqlite::Connection);
+
+impl PaymentsDown {
+    fn new(state: &TempState) -> Self {
+        let db = rusqlite::Connection::open(state.0.join(STATE_FILE)).unwrap();
+        db.execute_batch(
+            "CREATE TRIGGER payments_down BEFORE INSERT ON payments
+             BEGIN SELECT RAISE(ABORT, 'payments are down'); END;",
+        )
+        .unwrap();
+        Self(db)
+    }
+}
+
+impl Drop for PaymentsDown {
+    fn drop(&mut self) {
+        let _ = self.0.execute_batch("DROP TRIGGER payments_down");
+    }
+}
+
+#[tokio::test]
+async fn an_order_stuck_past_its_deadline_is_compensated_in_both_modes() {
+    let state = TempState::new("deadline");
+    let stack = LocalStack::open(LocalOptions {
+        order_deadline: Some(Duration::from_secs(1)),
+        ..state.options()
+    })
+    .unwrap();
+    stack.seed(&data(), true).await.unwrap();
+    stack.set_fail_probability(0.0).unwrap();
+    let _down = PaymentsDown::new(&state);
+    let before = stack.item(&item("item-1")).await.unwrap().unwrap();
+
+    // The choreography: the payment is retried, then dead-lettered; the order waits
+    // RESERVED until its deadline, then is compensated.
+    let stuck = stack
+        .create_order(
+            Mode::Events,
+            &customer("customer-2"),
+            &item("item-1"),
+            Duration::from_millis(500),
+        )
+        .await;
+    assert!(stuck.is_err(), "{stuck:?}");
+    let letters = stack.dead_letters().unwrap();
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    stack.drain().await.unwrap();
+    let order_id = &letters[0].event["detail"]["orderId"];
+    let order = stack
+        .describe_order(
+            &customer("customer-2"),
+            &ewf_domain::OrderId::parse(order_id.as_str().unwrap()).unwrap(),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(order.order_status, OrderStatus::Failed);
+    assert_eq!(
+        order.failure_reason.as_deref(),
+        Some("timed out in payment")
+    );
+    let names: Vec<_> = stack
+        .stored_events(&order.order_id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|event| event.detail_type)
+        .collect();
+    assert_eq!(
+        names[names.len() - 3..],
+        ["OrderTimedOut", "ItemReturned", "PaymentCanceled"]
+    );
+    let after = stack.item(&item("item-1")).await.unwrap().unwrap();
+    assert_eq!(
+        (after.available, after.reserved),
+        (before.available, before.reserved)
+    );
+
+    // The workflow: the payment task runs out of retries and its Catch compensates.
+    let order = stack
+        .create_order(
+            Mode::Workflow,
+            &customer("customer-2"),
+            &item("item-1"),
+            SETTLE,
+        )
+        .await
+        .unwrap();
+    assert_eq!(order.order_status, OrderStatus::Failed);
+    assert!(order.failure_reason.unwrap().contains("payments are down"));
+    let after = stack.item(&item("item-1")).await.unwrap().unwrap();
+    assert_eq!(
+        (after.available, after.reserved),
+        (before.available, before.reserved)
+    );
 }

@@ -129,4 +129,33 @@ impl OrderStore for Db {
             .map_err(WriteError::from)
         })
     }
+
+    async fn overdue(
+        &self,
+        created_before: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<Order>, StoreError> {
+        let unsettled: Vec<&str> = OrderStatus::ALL
+            .iter()
+            .filter(|status| !status.is_settled())
+            .map(|status| status.as_str())
+            .collect();
+        let placeholders = vec!["?"; unsettled.len()].join(", ");
+        let candidates = self.read("cannot read the unsettled orders", |conn| {
+            conn.prepare_cached(&format!(
+                "SELECT * FROM orders WHERE mode = ? AND order_status IN ({placeholders})"
+            ))?
+            .query_map(
+                rusqlite::params_from_iter(std::iter::once(Mode::Events.as_str()).chain(unsettled)),
+                order,
+            )?
+            .collect::<rusqlite::Result<Vec<_>>>()
+        })?;
+        // Times are compared as times: their text does not sort as they do.
+        Ok(candidates
+            .into_iter()
+            .filter(|order| order.order_date < created_before)
+            .take(limit)
+            .collect())
+    }
 }

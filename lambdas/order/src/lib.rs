@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use ewf_domain::entry::{
     Decode, EventInput, Function, FunctionError, HttpRequest, Input, Invocation, Reply,
 };
-use ewf_domain::events::{BusEvent, DetailType, FunctionName};
+use ewf_domain::events::{BusEvent, DetailType, FunctionName, SCHEDULE_SOURCE, SCHEDULED_EVENT};
 use ewf_domain::ports::{Bus, Clock, Ledger, OrderStore, Random, Step};
 use ewf_domain::saga;
 use ewf_domain::step::{self, Refusal};
@@ -14,7 +14,9 @@ use ewf_domain::{
     OrderUpdate, PaymentId, ServiceError,
 };
 use serde::Deserialize;
+use serde_json::json;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// What the order service is asked to do, whichever way it was called.
 #[derive(Clone, Debug, PartialEq)]
@@ -40,6 +42,9 @@ pub enum Command {
     /// Records the delivery outcome and passes it on to the saga (DeliveryWasDelivered,
     /// DeliveryWasCanceled).
     Conclude { order: OrderRef, outcome: Outcome },
+    /// On schedule: announces OrderTimedOut, once, for every order of the choreography
+    /// that has not settled by its deadline, so that it is compensated.
+    Sweep,
 }
 
 /// How a delivery ended, as far as the order is concerned.
@@ -95,6 +100,9 @@ impl Decode for Command {
 
     fn from_event(event: &EventInput) -> Result<Self, ServiceError> {
         use DetailType::*;
+        if event.source == SCHEDULE_SOURCE && event.detail_type == SCHEDULED_EVENT {
+            return Ok(Self::Sweep);
+        }
         let detail = || event.parse_detail::<OrderDetail>();
         let advance = |status| Ok(Self::advance(detail()?, status));
         let conclude = |outcome| {
@@ -264,12 +272,17 @@ impl TaskError {
     }
 }
 
+/// How many overdue orders one sweep times out; the next sweep takes the rest.
+const SWEEP_LIMIT: usize = 100;
+
 pub struct OrderService {
     store: Arc<dyn OrderStore>,
     ledger: Arc<dyn Ledger>,
     bus: Arc<dyn Bus>,
     clock: Arc<dyn Clock>,
     random: Arc<dyn Random>,
+    /// How long an order of the choreography may take to settle.
+    deadline: Duration,
 }
 
 impl OrderService {
@@ -279,6 +292,7 @@ impl OrderService {
         bus: Arc<dyn Bus>,
         clock: Arc<dyn Clock>,
         random: Arc<dyn Random>,
+        deadline: Duration,
     ) -> Self {
         Self {
             store,
@@ -286,6 +300,7 @@ impl OrderService {
             bus,
             clock,
             random,
+            deadline,
         }
     }
 
@@ -324,7 +339,48 @@ impl OrderService {
             Command::Conclude { order, outcome } => {
                 self.conclude(&order, outcome).await.map(Reply::ok)
             }
+            Command::Sweep => {
+                let timed_out = self.sweep().await?;
+                Ok(Reply::ok(json!({ "timedOut": timed_out })))
+            }
         }
+    }
+
+    /// Times out the orders past their deadline: each is announced once (step
+    /// `timeout`), published before it is recorded so that a crash in between repeats
+    /// the announcement rather than losing it; the compensation is idempotent.
+    async fn sweep(&self) -> Result<Vec<OrderId>, ServiceError> {
+        let deadline = chrono::Duration::from_std(self.deadline)
+            .map_err(|err| ServiceError::Misconfigured(format!("order deadline: {err}")))?;
+        let overdue = self
+            .store
+            .overdue(self.clock.now() - deadline, SWEEP_LIMIT)
+            .await?;
+        let mut timed_out = Vec::new();
+        for order in overdue {
+            let key = Step::key(FunctionName::Order, &order.order_id, "timeout");
+            if self.ledger.recorded(&key).await?.is_some() {
+                continue;
+            }
+            let mut detail = OrderDetail::new(order.customer_id, order.order_id, order.item_id);
+            detail.payment_id = order.payment_id;
+            detail.failure = Some(Failure {
+                status: OrderStatus::Failed,
+                reason: format!("timed out in {}", saga::waiting_step(order.order_status)),
+            });
+            let announce = BusEvent::new(FunctionName::Order, DetailType::OrderTimedOut, &detail);
+            step::publish(&*self.bus, std::slice::from_ref(&announce)).await?;
+            self.ledger
+                .record(&Step {
+                    key,
+                    outcome: announce.detail,
+                })
+                .await?;
+            tracing::warn!(order_id = %detail.order_id, deadline_seconds = self.deadline.as_secs(),
+                "order past its deadline; compensating");
+            timed_out.push(detail.order_id);
+        }
+        Ok(timed_out)
     }
 
     async fn create(

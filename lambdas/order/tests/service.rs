@@ -15,6 +15,7 @@ use ewf_order::OrderService;
 use ewf_sqlite::SqliteStores;
 use serde_json::{Value, json};
 use std::sync::Arc;
+use std::time::Duration;
 
 /// The order of the fixtures.
 const ORDER: &str = "01JDXKQ3Z8J1V6N3R0W2T5Y7AB";
@@ -72,9 +73,13 @@ fn failed(status: OrderStatus, reason: &str) -> OrderDetail {
     }
 }
 
+/// The choreography's deadline in these tests.
+const DEADLINE: Duration = Duration::from_secs(60);
+
 struct Harness {
     stores: SqliteStores,
     bus: Arc<RecordingBus>,
+    clock: Arc<FixedClock>,
     service: OrderService,
 }
 
@@ -82,18 +87,28 @@ impl Harness {
     fn new() -> Self {
         let stores = SqliteStores::in_memory().unwrap();
         let bus = Arc::new(RecordingBus::default());
+        let clock = Arc::new(FixedClock::default());
         let service = OrderService::new(
             stores.orders(),
             stores.ledger(),
             bus.clone(),
-            Arc::new(FixedClock::default()),
+            clock.clone(),
             Arc::new(ScriptedRandom::default()),
+            DEADLINE,
         );
         Self {
             stores,
             bus,
+            clock,
             service,
         }
+    }
+
+    /// What a scheduled sweep answers.
+    async fn sweep(&self) -> Value {
+        let mut schedule = event(DetailType::OrderCreated, "aws.events", &json!({}));
+        schedule["detail-type"] = "Scheduled Event".into();
+        invoke(&self.service, schedule).await.unwrap()
     }
 
     async fn order(&self) -> Option<Order> {
@@ -727,4 +742,70 @@ async fn bad_invocations_name_the_field() {
         assert_eq!(err.error_type, name);
         assert!(err.error_message.contains(field), "{}", err.error_message);
     }
+}
+
+#[tokio::test]
+async fn an_order_of_the_choreography_past_its_deadline_is_timed_out_once() {
+    let harness = Harness::new();
+    harness
+        .send(&[
+            event(DetailType::OrderCreated, "Order", &created()),
+            event(DetailType::ItemReserved, "Inventory", &created()),
+        ])
+        .await;
+    harness.bus.take();
+    // Not overdue yet.
+    harness.clock.advance(chrono::Duration::seconds(59));
+    assert_eq!(harness.sweep().await["timedOut"], json!([]));
+    harness.clock.advance(chrono::Duration::seconds(2));
+    assert_eq!(harness.sweep().await["timedOut"], json!([ORDER]));
+    let published = harness.bus.take();
+    assert_eq!(published.len(), 1);
+    assert_eq!(published[0].detail_type, DetailType::OrderTimedOut);
+    assert_eq!(
+        published[0].detail["failure"],
+        json!({"status": "FAILED", "reason": "timed out in payment"})
+    );
+    // Announced once: the compensation is under way.
+    assert_eq!(harness.sweep().await["timedOut"], json!([]));
+    assert!(harness.bus.published().is_empty());
+    // Its compensation ends it as its failure says.
+    let refunded = OrderDetail {
+        failure: Some(Failure {
+            status: OrderStatus::Failed,
+            reason: "timed out in payment".into(),
+        }),
+        ..created()
+    };
+    harness
+        .send(&[event(DetailType::PaymentCanceled, "Payment", &refunded)])
+        .await;
+    let order = harness.order().await.unwrap();
+    assert_eq!(order.order_status, OrderStatus::Failed);
+    assert_eq!(
+        order.failure_reason.as_deref(),
+        Some("timed out in payment")
+    );
+}
+
+#[tokio::test]
+async fn settled_orders_and_workflow_orders_are_never_timed_out() {
+    let harness = Harness::new();
+    harness
+        .send(&[
+            event(DetailType::OrderCreated, "Order", &created()),
+            event(DetailType::DeliveryStarted, "Delivery", &created()),
+        ])
+        .await;
+    let workflow = OrderDetail {
+        order_id: OrderId::parse("wf-1").unwrap(),
+        ..created()
+    };
+    invoke(&harness.service, invocation("create", &workflow))
+        .await
+        .unwrap();
+    harness.bus.take();
+    harness.clock.advance(chrono::Duration::days(1));
+    assert_eq!(harness.sweep().await["timedOut"], json!([]));
+    assert!(harness.bus.published().is_empty());
 }

@@ -30,6 +30,17 @@ impl Expr {
         format!("{} = {}", self.name(attribute), self.value(value))
     }
 
+    /// `#attribute IN (:value, ...)`.
+    pub fn one_of(
+        &mut self,
+        attribute: &'static str,
+        values: impl IntoIterator<Item = AttributeValue>,
+    ) -> String {
+        let name = self.name(attribute);
+        let values: Vec<String> = values.into_iter().map(|value| self.value(value)).collect();
+        format!("{name} IN ({})", values.join(", "))
+    }
+
     /// `attribute_exists(#attribute)`.
     pub fn exists(&mut self, attribute: &'static str) -> String {
         format!("attribute_exists({})", self.name(attribute))

@@ -1,4 +1,4 @@
-use super::codec::{key, number, text, time, to_item};
+use super::codec::{from_item, key, number, text, time, to_item};
 use super::expr::Expr;
 use super::ledger::DynamoLedger;
 use super::table::{Guarded, Table};
@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use ewf_domain::ports::{OrderStore, Step};
 use ewf_domain::{
-    CustomerId, Order, OrderId, OrderStatus, OrderUpdate, StoreError, Timestamp, WriteError,
+    CustomerId, Mode, Order, OrderId, OrderStatus, OrderUpdate, StoreError, Timestamp, WriteError,
 };
 
 const CUSTOMER_ID: &str = "customerId";
@@ -95,15 +95,13 @@ impl OrderStore for DynamoOrders {
                 sets.push(expr.equals(attribute, value));
             }
         }
-        let allowed: Vec<String> = predecessors
-            .iter()
-            .map(|from| expr.value(text(from.as_str())))
-            .collect();
         let condition = format!(
-            "{} AND {} IN ({})",
+            "{} AND {}",
             expr.exists(ORDER_ID),
-            expr.name(ORDER_STATUS),
-            allowed.join(", ")
+            expr.one_of(
+                ORDER_STATUS,
+                predecessors.iter().map(|from| text(from.as_str()))
+            )
         );
         let key = key([(CUSTOMER_ID, customer.as_str()), (ORDER_ID, order.as_str())]);
         let guarded = Guarded::update(key, format!("SET {}", sets.join(", ")), condition, expr);
@@ -112,5 +110,33 @@ impl OrderStore for DynamoOrders {
             .write(guarded, step.map(|step| (&self.ledger, step)))
             .await?;
         super::updated(after, MONEY)
+    }
+
+    async fn overdue(
+        &self,
+        created_before: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<Order>, StoreError> {
+        let mut expr = Expr::default();
+        let filter = format!(
+            "{} AND {}",
+            expr.equals("mode", text(Mode::Events.as_str())),
+            expr.one_of(
+                ORDER_STATUS,
+                OrderStatus::ALL
+                    .iter()
+                    .filter(|status| !status.is_settled())
+                    .map(|status| text(status.as_str()))
+            )
+        );
+        let mut overdue = Vec::new();
+        for item in self.table.scan(filter, expr).await? {
+            let order: Order = from_item(&item, MONEY)?;
+            // Times are compared as times: their text does not sort as they do.
+            if order.order_date < created_before && overdue.len() < limit {
+                overdue.push(order);
+            }
+        }
+        Ok(overdue)
     }
 }

@@ -176,6 +176,26 @@ impl Table {
         Ok(found)
     }
 
+    /// The items that match `filter` (written with `expr`'s placeholders), every page
+    /// of a scan: for sweeps, which are rare and look at the whole table.
+    pub async fn scan(&self, filter: String, expr: Expr) -> Result<Vec<Attributes>, StoreError> {
+        let mut items = self
+            .client
+            .scan()
+            .table_name(&self.name)
+            .filter_expression(filter)
+            .set_expression_attribute_names(expr.names())
+            .set_expression_attribute_values(expr.values())
+            .into_paginator()
+            .items()
+            .send();
+        let mut found = Vec::new();
+        while let Some(item) = items.next().await {
+            found.push(item.map_err(|err| self.failed("Scan", err))?);
+        }
+        Ok(found)
+    }
+
     /// Performs a guarded write; with a step, in one transaction with the step's ledger
     /// entry. Returns the item after an update (`None` after a put).
     pub async fn write(
