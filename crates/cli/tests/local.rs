@@ -58,6 +58,14 @@ impl Local {
         self.json(&["order", "create", customer, item, "--mode", mode, "--wait"])
     }
 
+    /// `order describe` of an order without dead letters, as the other commands show it.
+    fn describe(&self, customer: &str, order: &str) -> Value {
+        let mut described = self.json(&["order", "describe", customer, order]);
+        let dead_letters = described.as_object_mut().unwrap().remove("deadLetters");
+        assert_eq!(dead_letters, Some(json!(0)), "{described}");
+        described
+    }
+
     /// The local stack behind the state directory, to look at what the commands did.
     fn stack(&self) -> LocalStack {
         LocalStack::open(LocalOptions {
@@ -160,9 +168,7 @@ async fn an_events_order_is_created_described_delivered_and_its_events_listed() 
     );
     let order_id = text(&order, "orderId");
 
-    let mut described = local.json(&["order", "describe", "customer-1", &order_id]);
-    let dead_letters = described.as_object_mut().unwrap().remove("deadLetters");
-    assert_eq!((described, dead_letters), (order, Some(json!(0))));
+    assert_eq!(local.describe("customer-1", &order_id), order);
 
     let delivered = local.json(&["deliver", "customer-1", &order_id]);
     assert_eq!(text(&delivered, "orderStatus"), "DELIVERED");
@@ -451,10 +457,7 @@ async fn an_unmet_expectation_exits_1_and_still_prints_the_order() {
     assert_eq!(text(&order, "orderStatus"), "PAYMENT_FAILED");
     let order_id = text(&order, "orderId");
     assert!(message.contains(&order_id), "{message}");
-    assert_eq!(
-        local.json(&["order", "describe", "customer-1", &order_id]),
-        order
-    );
+    assert_eq!(local.describe("customer-1", &order_id), order);
     assert_eq!(available(&local.stack(), "item-1").await, 10);
 }
 
@@ -545,10 +548,7 @@ async fn delivering_an_order_not_in_delivery_is_refused_and_changes_nothing() {
             refused.stderr
         );
     }
-    assert_eq!(
-        local.json(&["order", "describe", "customer-3", &order_id]),
-        order
-    );
+    assert_eq!(local.describe("customer-3", &order_id), order);
     assert_eq!(local.json(&["events", "--order", &order_id]), events_before);
     assert_eq!(available(&local.stack(), "item-3").await, 100);
 }
