@@ -38,6 +38,14 @@ JSON output (--output json): one document on stdout; fields marked ? may be abse
                          deliveryPrice?, totalPrice?, paymentId?, deliveryAddress?,
                          failureReason?, orderDate, updateDate}
   set-fail-probability   {probability}
+  order describe         also deadLetters?: how many dead letters the order has (absent
+                         when they could not be read)
+  dead-letters           {deadLetters: [letter]}; a letter: {id, orderId?, customerId?,
+                         eventType, source, target, lastError, attempts, deadAt,
+                         ageSeconds, event}: the event's detail-type and source (empty
+                         when the letter holds no event), the service it failed to reach,
+                         and the event as that service received it
+  dead-letters redrive   {redriven, deadLetters: [letter]}: the letters published again
   events                 {orderId, mode, customerId?,
                          entries: [{id, time, type, source, detail}]};
                          with --follow, one entry object per line instead.
@@ -136,6 +144,10 @@ pub enum Command {
         #[arg(long)]
         follow: bool,
     },
+    /// Events mode: the events whose delivery to a service failed every attempt (a
+    /// transient failure that outlasted the retries), which left their orders stuck.
+    /// Fix the cause, then `ewf dead-letters redrive`.
+    DeadLetters(DeadLettersArgs),
     /// The target's outputs: tables, bus, state machine, endpoints.
     Stack,
     /// Build and deploy the SAM template (sam build, sam deploy).
@@ -227,6 +239,34 @@ pub struct FinishArgs {
     /// How long to wait for the order to reach its final status, in seconds.
     #[arg(long, default_value_t = DEFAULT_TIMEOUT.as_secs(), value_name = "SECS")]
     pub timeout: u64,
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct DeadLettersArgs {
+    /// Only the dead letters of this order.
+    #[arg(long, value_name = "ORDER_ID")]
+    pub order: Option<OrderId>,
+    #[command(subcommand)]
+    pub command: Option<DeadLettersCommand>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DeadLettersCommand {
+    /// Publish the dead letters' events again (each removed once published again) and
+    /// print what was redriven. Safe to repeat: every handler is idempotent.
+    Redrive(RedriveArgs),
+}
+
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+pub struct RedriveArgs {
+    /// Only the dead letters of this order.
+    #[arg(long, value_name = "ORDER_ID")]
+    pub order: Option<OrderId>,
+    /// Every dead letter.
+    #[arg(long)]
+    pub all: bool,
 }
 
 #[derive(Debug, Subcommand)]

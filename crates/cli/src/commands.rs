@@ -6,7 +6,7 @@ use crate::error::{CliError, Exit, Result};
 use crate::output::Output;
 use crate::targets::local::LocalTarget;
 use crate::targets::{Outcome, Target, Timeline, TimelineEntry, not_settled, order_not_found};
-use crate::{bench, demo, deploy, interruptible};
+use crate::{bench, dead_letters, demo, deploy, interruptible};
 use clap::CommandFactory;
 use comfy_table::{Cell, Table};
 use ewf_domain::sample::SampleData;
@@ -70,6 +70,7 @@ async fn dispatch(global: &Global, output: &Output, command: Command) -> Result<
             Ok(())
         }
         Command::Events { order, follow } => events(global, output, &order, follow).await,
+        Command::DeadLetters(args) => dead_letters::run(global, output, args).await,
         Command::Stack => {
             let target = global.open(output).await?;
             let outputs = target.outputs().await?;
@@ -179,7 +180,23 @@ async fn describe(global: &Global, output: &Output, args: &OrderArgs) -> Result<
         .describe_order(&args.customer, &args.order)
         .await?
         .ok_or_else(|| order_not_found(&args.customer, &args.order))?;
-    show_order(output, &order);
+    // The order is shown all the same when its dead letters cannot be read (e.g. a
+    // stack deployed before they were an output, or no permission on its queues).
+    let dead_letters = match target.dead_letters(Some(&args.order)).await {
+        Ok(letters) => Some(letters.len()),
+        Err(err) => {
+            output.note(&format!("could not read the dead letters: {err}"));
+            None
+        }
+    };
+    if let Some(count @ 1..) = dead_letters {
+        output.note(&format!(
+            "{count} event(s) of this order failed every delivery attempt, so its saga is stuck: \
+             see `ewf dead-letters --order {order}`, fix the cause, then `ewf dead-letters redrive --order {order}`",
+            order = args.order
+        ));
+    }
+    show_order_with(output, &order, dead_letters);
     Ok(())
 }
 
@@ -202,10 +219,19 @@ async fn finish(
 }
 
 pub fn show_order(output: &Output, order: &Order) {
+    show_order_with(output, order, None);
+}
+
+/// The order, and how many dead letters it has when that was asked.
+fn show_order_with(output: &Output, order: &Order, dead_letters: Option<usize>) {
     fn text<T: ToString>(value: Option<&T>) -> String {
         value.map(ToString::to_string).unwrap_or_default()
     }
-    output.show(order, |order| {
+    let mut shown = json!(order);
+    if let Some(count) = dead_letters {
+        shown["deadLetters"] = json!(count);
+    }
+    output.show(&shown, |_| {
         let mut table = output.table(&["field", "value"]);
         table.add_row(vec![Cell::new("orderId"), Cell::new(&order.order_id)]);
         table.add_row(vec![
@@ -229,6 +255,9 @@ pub fn show_order(output: &Output, order: &Order) {
             rows.into_iter()
                 .map(|(field, value)| vec![field.to_owned(), value]),
         );
+        if let Some(count) = dead_letters {
+            table.add_row(vec!["deadLetters".to_owned(), count.to_string()]);
+        }
         table
     });
 }

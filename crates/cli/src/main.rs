@@ -5,6 +5,7 @@ mod bench;
 mod cli;
 mod commands;
 mod config;
+mod dead_letters;
 mod demo;
 mod deploy;
 mod error;

@@ -8,6 +8,7 @@ mod common;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::Credentials;
+use aws_sdk_sqs::types::{MessageAttributeValue, QueueAttributeName};
 use common::{Run, ewf, run};
 use ewf_aws::{DynamoEvents, DynamoInventory, DynamoOrders};
 use ewf_domain::ports::{EventStore, InventoryStore, OrderStore};
@@ -138,6 +139,8 @@ fn template() -> Value {
                 "Environment": {"Variables": {"PAYMENT_FAIL_PROBABILITY": "0.2", "LOG_LEVEL": "info"}}
             }
         },
+        "EventsDeadLetterQueue": {"Type": "AWS::SQS::Queue"},
+        "AsyncFailureQueue": {"Type": "AWS::SQS::Queue"},
         "StateMachine": {
             "Type": "AWS::StepFunctions::StateMachine",
             "Properties": {
@@ -158,6 +161,10 @@ fn template() -> Value {
         "LedgerTable",
     ] {
         outputs.insert(name.into(), reference(name));
+    }
+    // Ref on a queue is its URL.
+    for name in ["EventsDeadLetterQueue", "AsyncFailureQueue"] {
+        outputs.insert(format!("{name}Url"), reference(name));
     }
     // moto answers Ref on a bus with an object's repr; the name is known anyway.
     outputs.insert(
@@ -355,6 +362,7 @@ async fn the_aws_target_works_on_a_stack_in_moto() {
     a_workflow_order_is_started_and_followed(&stack).await;
     an_order_that_does_not_settle_in_time_is_still_printed(&stack).await;
     a_delivery_event_goes_to_the_bus(&stack).await;
+    dead_letters_are_listed_and_redriven_to_the_bus(&stack).await;
     a_missing_stack_is_a_configuration_error(&stack);
 }
 
@@ -542,10 +550,9 @@ async fn a_workflow_order_is_started_and_followed(stack: &Stack) {
         (shown["orderId"].as_str(), shown["orderStatus"].as_str()),
         (Some(order_id.as_str()), Some("DELIVERING"))
     );
-    assert_eq!(
-        stack.json(&["order", "describe", "customer-1", order_id.as_str()]),
-        shown
-    );
+    let mut described = stack.json(&["order", "describe", "customer-1", order_id.as_str()]);
+    let dead_letters = described.as_object_mut().unwrap().remove("deadLetters");
+    assert_eq!((described, dead_letters), (shown, Some(json!(0))));
 
     let history = stack.json(&["events", "--order", order_id.as_str()]);
     assert_eq!(history["mode"], "workflow");
@@ -657,6 +664,229 @@ async fn a_delivery_event_goes_to_the_bus(stack: &Stack) {
     );
     let refused = stack.run(&["cancel", "customer-1", paid.as_str()]);
     assert!(refused.expect_error(5).contains("not DELIVERING"));
+}
+
+/// A message as EventBridge puts it on a rule's dead-letter queue: the event itself, the
+/// failure in attributes.
+async fn put_eventbridge_letter(sqs: &aws_sdk_sqs::Client, queue: &str, event: &Value) {
+    let attribute = |value: &str| {
+        MessageAttributeValue::builder()
+            .data_type("String")
+            .string_value(value)
+            .build()
+            .unwrap()
+    };
+    sqs.send_message()
+        .queue_url(queue)
+        .message_body(event.to_string())
+        .message_attributes("ERROR_CODE", attribute("SDK_CLIENT_ERROR"))
+        .message_attributes("ERROR_MESSAGE", attribute("Rate exceeded"))
+        .message_attributes("RETRY_ATTEMPTS", attribute("8"))
+        .message_attributes(
+            "RULE_ARN",
+            attribute("arn:aws:events:us-east-1:123456789012:rule/bus/payment"),
+        )
+        .message_attributes(
+            "TARGET_ARN",
+            attribute("arn:aws:lambda:us-east-1:123456789012:function:payment-function"),
+        )
+        .send()
+        .await
+        .unwrap();
+}
+
+fn estimated(order_id: &str) -> Value {
+    json!({
+        "version": "0", "id": format!("event-{order_id}"), "detail-type": "DeliveryEstimated",
+        "source": "Delivery", "account": "123456789012", "time": "2024-01-02T03:04:05Z",
+        "region": REGION, "resources": [],
+        "detail": {"customerId": "customer-1", "orderId": order_id, "itemId": "item-1"}
+    })
+}
+
+/// The messages in a queue, hidden ones included.
+async fn queue_length(sqs: &aws_sdk_sqs::Client, queue: &str) -> usize {
+    let counts = [
+        QueueAttributeName::ApproximateNumberOfMessages,
+        QueueAttributeName::ApproximateNumberOfMessagesNotVisible,
+    ];
+    let attributes = sqs
+        .get_queue_attributes()
+        .queue_url(queue)
+        .set_attribute_names(Some(counts.to_vec()))
+        .send()
+        .await
+        .unwrap();
+    counts
+        .iter()
+        .map(|count| {
+            attributes.attributes().unwrap()[count]
+                .parse::<usize>()
+                .unwrap()
+        })
+        .sum()
+}
+
+/// One letter in each of the stack's queues (EventBridge's, and Lambda's on-failure
+/// destination), for two orders; a rule copies what reaches the bus to a queue of the
+/// test's. Redrive publishes the order's event again and empties its queue, and only then.
+async fn dead_letters_are_listed_and_redriven_to_the_bus(stack: &Stack) {
+    let sqs = aws_sdk_sqs::Client::new(&stack.config);
+    let events = aws_sdk_eventbridge::Client::new(&stack.config);
+    let bus = stack.output("EventBusName");
+    let captured = sqs
+        .create_queue()
+        .queue_name(format!("{}-captured", stack.name))
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    let captured_arn = sqs
+        .get_queue_attributes()
+        .queue_url(&captured)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .unwrap()
+        .attributes()
+        .unwrap()[&QueueAttributeName::QueueArn]
+        .clone();
+    events
+        .put_rule()
+        .name("capture")
+        .event_bus_name(bus)
+        .event_pattern(json!({"source": ["Delivery"]}).to_string())
+        .send()
+        .await
+        .unwrap();
+    events
+        .put_targets()
+        .rule("capture")
+        .event_bus_name(bus)
+        .targets(
+            aws_sdk_eventbridge::types::Target::builder()
+                .id("captured")
+                .arn(captured_arn)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+
+    let rules_queue = stack.output("EventsDeadLetterQueueUrl");
+    let failures_queue = stack.output("AsyncFailureQueueUrl");
+    let stuck = OrderId::parse("01JCLIDEADLETTER000000000A").unwrap();
+    let other = "01JCLIDEADLETTER000000000B";
+    put_eventbridge_letter(&sqs, rules_queue, &estimated(stuck.as_str())).await;
+    let record = json!({
+        "version": "1.0",
+        "timestamp": "2024-01-02T03:04:05.250Z",
+        "requestContext": {
+            "requestId": "r-1",
+            "functionArn": "arn:aws:lambda:us-east-1:123456789012:function:payment-function:$LATEST",
+            "condition": "RetriesExhausted",
+            "approximateInvokeCount": 3
+        },
+        "requestPayload": estimated(other),
+        "responseContext": {"statusCode": 200, "functionError": "Unhandled"},
+        "responsePayload": {"errorType": "ServiceUnavailable", "errorMessage": "throttled"}
+    });
+    sqs.send_message()
+        .queue_url(failures_queue)
+        .message_body(record.to_string())
+        .send()
+        .await
+        .unwrap();
+
+    let listed = stack.json(&["dead-letters"]);
+    let letters = listed["deadLetters"].as_array().unwrap();
+    assert_eq!(letters.len(), 2, "{listed}");
+    let of_stuck = stack.json(&["dead-letters", "--order", stuck.as_str()]);
+    let letter = &of_stuck["deadLetters"][0];
+    assert_eq!(
+        of_stuck["deadLetters"].as_array().unwrap().len(),
+        1,
+        "{of_stuck}"
+    );
+    assert_eq!(
+        (
+            letter["orderId"].as_str(),
+            letter["eventType"].as_str(),
+            letter["source"].as_str(),
+            letter["lastError"].as_str(),
+            letter["attempts"].as_u64(),
+        ),
+        (
+            Some(stuck.as_str()),
+            Some("DeliveryEstimated"),
+            Some("Delivery"),
+            Some("SDK_CLIENT_ERROR: Rate exceeded"),
+            Some(9)
+        )
+    );
+    assert!(
+        letter["ageSeconds"]
+            .as_i64()
+            .is_some_and(|age| (0..60).contains(&age)),
+        "{letter}"
+    );
+    // Listing hides nothing for long: the letters are still there to read.
+    assert_eq!(queue_length(&sqs, rules_queue).await, 1);
+
+    assert!(
+        stack
+            .orders()
+            .create(&order(Mode::Events, &stuck, OrderStatus::Reserved))
+            .await
+            .unwrap()
+    );
+    let described = stack.json(&["order", "describe", "customer-1", stuck.as_str()]);
+    assert_eq!(described["deadLetters"], 1);
+
+    let redriven = stack.json(&["dead-letters", "redrive", "--order", stuck.as_str()]);
+    assert_eq!(redriven["redriven"], 1, "{redriven}");
+    assert_eq!(queue_length(&sqs, rules_queue).await, 0);
+    assert_eq!(queue_length(&sqs, failures_queue).await, 1);
+    let received = sqs
+        .receive_message()
+        .queue_url(&captured)
+        .max_number_of_messages(10)
+        .wait_time_seconds(1)
+        .send()
+        .await
+        .unwrap();
+    let published: Vec<Value> = received
+        .messages()
+        .iter()
+        .map(|message| serde_json::from_str(message.body().unwrap()).unwrap())
+        .collect();
+    assert_eq!(published.len(), 1, "{published:?}");
+    assert_eq!(
+        (
+            &published[0]["detail-type"],
+            &published[0]["source"],
+            &published[0]["detail"]
+        ),
+        (
+            &json!("DeliveryEstimated"),
+            &json!("Delivery"),
+            &estimated(stuck.as_str())["detail"]
+        )
+    );
+
+    let again = stack.json(&["dead-letters", "redrive", "--order", stuck.as_str()]);
+    assert_eq!(again["redriven"], 0, "{again}");
+    let rest = stack.json(&["dead-letters", "redrive", "--all"]);
+    assert_eq!(rest["redriven"], 1, "{rest}");
+    assert_eq!(rest["deadLetters"][0]["orderId"], other);
+    assert_eq!(
+        rest["deadLetters"][0]["lastError"],
+        "ServiceUnavailable: throttled"
+    );
+    assert_eq!(queue_length(&sqs, failures_queue).await, 0);
+    stack.run(&["dead-letters", "redrive"]).expect_error(2);
 }
 
 fn a_missing_stack_is_a_configuration_error(stack: &Stack) {

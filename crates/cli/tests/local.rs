@@ -7,7 +7,7 @@ mod common;
 use common::{Run, ewf, finish, run};
 use ewf_domain::{CustomerId, ItemId, OrderId};
 use ewf_local::{LocalOptions, LocalStack};
-use serde_json::Value;
+use serde_json::{Value, json};
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -56,6 +56,14 @@ impl Local {
 
     fn create(&self, mode: &str, customer: &str, item: &str) -> Value {
         self.json(&["order", "create", customer, item, "--mode", mode, "--wait"])
+    }
+
+    /// `order describe` of an order without dead letters, as the other commands show it.
+    fn describe(&self, customer: &str, order: &str) -> Value {
+        let mut described = self.json(&["order", "describe", customer, order]);
+        let dead_letters = described.as_object_mut().unwrap().remove("deadLetters");
+        assert_eq!(dead_letters, Some(json!(0)), "{described}");
+        described
     }
 
     /// The local stack behind the state directory, to look at what the commands did.
@@ -160,8 +168,7 @@ async fn an_events_order_is_created_described_delivered_and_its_events_listed() 
     );
     let order_id = text(&order, "orderId");
 
-    let described = local.json(&["order", "describe", "customer-1", &order_id]);
-    assert_eq!(described, order);
+    assert_eq!(local.describe("customer-1", &order_id), order);
 
     let delivered = local.json(&["deliver", "customer-1", &order_id]);
     assert_eq!(text(&delivered, "orderStatus"), "DELIVERED");
@@ -194,6 +201,151 @@ async fn an_events_order_is_created_described_delivered_and_its_events_listed() 
     let table = local.run(&["events", "--order", &order_id]);
     table.expect_success();
     assert!(table.stdout.contains("OrderDelivered") && table.stdout.contains("PaymentMade"));
+}
+
+/// A fault outside the code: the state file refuses new payments, as a store that is
+/// down would, so the Payment service fails transiently on every attempt.
+fn break_payments(local: &Local, broken: bool) {
+    let file = local.state_dir().join(ewf_local::stack::STATE_FILE);
+    let conn = rusqlite::Connection::open(file).unwrap();
+    conn.execute_batch(if broken {
+        "CREATE TRIGGER break_payments BEFORE INSERT ON payments
+         BEGIN SELECT RAISE(ABORT, 'payments are down'); END;"
+    } else {
+        "DROP TRIGGER break_payments;"
+    })
+    .unwrap();
+}
+
+fn letter_ids(listed: &Value) -> Vec<String> {
+    listed["deadLetters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|letter| text(letter, "id"))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_dead_lettered_event_is_listed_and_redriven_once_its_cause_is_fixed() {
+    let local = Local::seeded();
+    break_payments(&local, true);
+    let stuck = local.run(&[
+        "order",
+        "create",
+        "customer-1",
+        "item-1",
+        "--mode",
+        "events",
+        "--wait",
+        "--timeout",
+        "2",
+        "--output",
+        "json",
+    ]);
+    stuck.expect_error(1);
+    let order_id = text(&stuck.json(), "orderId");
+    let stuck_status = text(&stuck.json(), "orderStatus");
+    assert_ne!(stuck_status, "DELIVERING");
+
+    let listed = local.json(&["dead-letters"]);
+    let letters = listed["deadLetters"].as_array().unwrap();
+    assert_eq!(letters.len(), 1, "{listed}");
+    let letter = &letters[0];
+    assert_eq!(
+        (
+            text(letter, "orderId"),
+            text(letter, "customerId"),
+            text(letter, "eventType"),
+            text(letter, "source"),
+            text(letter, "target"),
+            letter["attempts"].as_u64(),
+        ),
+        (
+            order_id.clone(),
+            "customer-1".into(),
+            "DeliveryEstimated".into(),
+            "Delivery".into(),
+            "Payment".into(),
+            Some(3),
+        )
+    );
+    assert!(
+        text(letter, "lastError").contains("payments are down"),
+        "{letter}"
+    );
+    assert!(letter["ageSeconds"].as_i64().is_some_and(|age| age >= 0));
+    assert_eq!(letter["event"]["detail"]["orderId"], order_id.as_str());
+    assert_eq!(
+        letter_ids(&local.json(&["dead-letters", "--order", &order_id])),
+        ["1"]
+    );
+    let others = local.json(&["dead-letters", "--order", "01JOTHERORDER0000000000000"]);
+    assert_eq!(others, json!({"deadLetters": []}));
+    let table = local.run(&["dead-letters"]);
+    table.expect_success();
+    assert!(
+        table.stdout.contains(&order_id)
+            && table.stdout.contains("DeliveryEstimated")
+            && table.stdout.contains("payments are down"),
+        "{}",
+        table.stdout
+    );
+
+    let described = local.json(&["order", "describe", "customer-1", &order_id]);
+    assert_eq!(described["deadLetters"], 1);
+    let described = local.run(&["order", "describe", "customer-1", &order_id]);
+    assert!(
+        described.stdout.contains("deadLetters"),
+        "{}",
+        described.stdout
+    );
+
+    // Redrive names what it redrives.
+    for args in [
+        &["dead-letters", "redrive"][..],
+        &["dead-letters", "redrive", "--all", "--order", &order_id],
+    ] {
+        local.run(args).expect_error(2);
+    }
+    assert_eq!(letter_ids(&local.json(&["dead-letters"])), ["1"]);
+
+    break_payments(&local, false);
+    let redriven = local.json(&["dead-letters", "redrive", "--order", &order_id]);
+    assert_eq!(redriven["redriven"], 1, "{redriven}");
+    assert_eq!(
+        text(&redriven["deadLetters"][0], "eventType"),
+        "DeliveryEstimated"
+    );
+    let order = local.json(&["order", "describe", "customer-1", &order_id]);
+    assert_eq!(
+        (text(&order, "orderStatus"), order["deadLetters"].as_u64()),
+        ("DELIVERING".into(), Some(0))
+    );
+    assert_eq!(local.json(&["dead-letters"]), json!({"deadLetters": []}));
+
+    // Again: nothing to redrive, and nothing changes.
+    let again = local.json(&["dead-letters", "redrive", "--all"]);
+    assert_eq!(again, json!({"redriven": 0, "deadLetters": []}));
+    assert_eq!(
+        local.json(&["order", "describe", "customer-1", &order_id]),
+        order
+    );
+    let stack = local.stack();
+    let item = stack
+        .item(&ItemId::parse("item-1").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((item.available, item.reserved), (9, 0));
+    let paid = stack
+        .stored_events(&OrderId::parse(&order_id).unwrap())
+        .await
+        .unwrap()
+        .iter()
+        .filter(|event| event.detail_type == "PaymentMade")
+        .count();
+    assert_eq!(paid, 1);
 }
 
 #[tokio::test]
@@ -305,10 +457,7 @@ async fn an_unmet_expectation_exits_1_and_still_prints_the_order() {
     assert_eq!(text(&order, "orderStatus"), "PAYMENT_FAILED");
     let order_id = text(&order, "orderId");
     assert!(message.contains(&order_id), "{message}");
-    assert_eq!(
-        local.json(&["order", "describe", "customer-1", &order_id]),
-        order
-    );
+    assert_eq!(local.describe("customer-1", &order_id), order);
     assert_eq!(available(&local.stack(), "item-1").await, 10);
 }
 
@@ -399,10 +548,7 @@ async fn delivering_an_order_not_in_delivery_is_refused_and_changes_nothing() {
             refused.stderr
         );
     }
-    assert_eq!(
-        local.json(&["order", "describe", "customer-3", &order_id]),
-        order
-    );
+    assert_eq!(local.describe("customer-3", &order_id), order);
     assert_eq!(local.json(&["events", "--order", &order_id]), events_before);
     assert_eq!(available(&local.stack(), "item-3").await, 100);
 }

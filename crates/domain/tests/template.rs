@@ -31,6 +31,8 @@ const CLI_OUTPUTS: &[&str] = &[
     "DeliveryFunction",
     "EventStoreFunction",
     "AddFunction",
+    "EventsDeadLetterQueueUrl",
+    "AsyncFailureQueueUrl",
 ];
 
 /// What one rule matches.

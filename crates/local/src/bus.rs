@@ -15,6 +15,7 @@ use ewf_domain::events::{BusEvent, FunctionName, SCHEDULE_SOURCE, SCHEDULED_EVEN
 use ewf_domain::ports::{Bus, Clock, Random};
 use ewf_domain::{StoreError, Timestamp};
 use rusqlite::params;
+use rusqlite::types::Type;
 use serde_json::{Value, json};
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -61,10 +62,42 @@ pub struct Delivery {
 /// A delivery that failed [`MAX_ATTEMPTS`] times.
 #[derive(Clone, Debug, PartialEq)]
 pub struct DeadLetter {
+    /// Its row, the id its delivery had.
+    pub id: i64,
     pub target: String,
+    /// The event as the target received it (text, should it not be JSON).
     pub event: Value,
     pub attempts: u32,
     pub last_error: String,
+    pub dead_at: Timestamp,
+}
+
+/// The dead letters of one order (the order id in the event's detail), or all of them.
+const DEAD_LETTERS: &str = "SELECT id, target, event, attempts, last_error, dead_at
+     FROM bus_dead_letters
+     WHERE ?1 IS NULL OR json_extract(event, '$.detail.orderId') = ?1
+     ORDER BY id";
+
+fn dead_letters_in(
+    conn: &rusqlite::Connection,
+    order: Option<&str>,
+) -> rusqlite::Result<Vec<DeadLetter>> {
+    let mut statement = conn.prepare_cached(DEAD_LETTERS)?;
+    let rows = statement.query_map(params![order], |row| {
+        let event: String = row.get(2)?;
+        let dead_at: String = row.get(5)?;
+        Ok(DeadLetter {
+            id: row.get(0)?,
+            target: row.get(1)?,
+            event: serde_json::from_str(&event).unwrap_or(Value::String(event)),
+            attempts: row.get(3)?,
+            last_error: row.get(4)?,
+            dead_at: db::parse_time(&dead_at).map_err(|err| {
+                rusqlite::Error::FromSqlConversionFailure(5, Type::Text, Box::new(err))
+            })?,
+        })
+    })?;
+    rows.collect()
 }
 
 #[derive(Clone)]
@@ -300,21 +333,28 @@ impl LocalBus {
         retry_at.map(|text| db::parse_time(&text)).transpose()
     }
 
-    pub fn dead_letters(&self) -> Result<Vec<DeadLetter>, StoreError> {
-        self.db.read(|conn| {
-            let mut statement = conn.prepare_cached(
-                "SELECT target, event, attempts, last_error FROM bus_dead_letters ORDER BY id",
+    /// The deliveries that failed every attempt, oldest first: one order's, or all.
+    pub fn dead_letters(&self, order: Option<&str>) -> Result<Vec<DeadLetter>, StoreError> {
+        self.db.read(|conn| dead_letters_in(conn, order))
+    }
+
+    /// Hands dead letters (one order's, or all) back to their targets as new deliveries,
+    /// due now with their attempts afresh. Each letter leaves in the transaction that
+    /// stores its delivery, so none is lost or doubled. What was handed back.
+    pub fn redrive(&self, order: Option<&str>) -> Result<Vec<DeadLetter>, StoreError> {
+        let now = stamp(self.clock.now());
+        self.db.immediate(|tx| {
+            let rows = dead_letters_in(tx, order)?;
+            let mut deliver = tx.prepare_cached(
+                "INSERT INTO bus_deliveries (target, event, attempts, not_before)
+                 SELECT target, event, 0, ?2 FROM bus_dead_letters WHERE id = ?1",
             )?;
-            let rows = statement.query_map([], |row| {
-                let event: String = row.get(1)?;
-                Ok(DeadLetter {
-                    target: row.get(0)?,
-                    event: serde_json::from_str(&event).unwrap_or(Value::String(event)),
-                    attempts: row.get(2)?,
-                    last_error: row.get(3)?,
-                })
-            })?;
-            rows.collect()
+            let mut forget = tx.prepare_cached("DELETE FROM bus_dead_letters WHERE id = ?1")?;
+            for letter in &rows {
+                deliver.execute(params![letter.id, now])?;
+                forget.execute(params![letter.id])?;
+            }
+            Ok(rows)
         })
     }
 }

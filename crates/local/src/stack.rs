@@ -661,9 +661,41 @@ impl LocalStack {
         Ok(self.0.executions.history(order.as_str())?)
     }
 
-    /// Deliveries that failed every attempt.
-    pub fn dead_letters(&self) -> Result<Vec<DeadLetter>, LocalError> {
-        Ok(self.0.wiring.bus.dead_letters()?)
+    /// Deliveries that failed every attempt, oldest first: one order's, or all.
+    pub fn dead_letters(&self, order: Option<&OrderId>) -> Result<Vec<DeadLetter>, LocalError> {
+        Ok(self.0.wiring.bus.dead_letters(order.map(OrderId::as_str))?)
+    }
+
+    /// Hands dead letters (one order's, or all) back to their targets and runs what
+    /// they set going until the bus has nothing left to retry, for at most `timeout`.
+    /// What was handed back. A letter that fails again is dead-lettered again; every
+    /// handler is idempotent, so handing back one that had in fact been handled since
+    /// changes nothing.
+    pub async fn redrive(
+        &self,
+        order: Option<&OrderId>,
+        timeout: Duration,
+    ) -> Result<Vec<DeadLetter>, LocalError> {
+        let turn = Turn::begin(&self.0).await?;
+        let letters = self.0.wiring.bus.redrive(order.map(OrderId::as_str))?;
+        if letters.is_empty() {
+            return Ok(letters);
+        }
+        self.run_due(&turn).await?;
+        turn.commit()?;
+        let started = Instant::now();
+        while started.elapsed() < timeout {
+            if !self.run_batch().await? {
+                let Some(next) = self.0.wiring.bus.next_due()? else {
+                    break;
+                };
+                let wait = (next - self.0.wiring.clock.now())
+                    .to_std()
+                    .unwrap_or_default();
+                tokio::time::sleep(wait.min(timeout.saturating_sub(started.elapsed()))).await;
+            }
+        }
+        Ok(letters)
     }
 }
 

@@ -258,7 +258,7 @@ async fn every_branch_of_the_choreography_emits_the_specified_events_in_order() 
             .collect();
         assert_eq!(names, event_names(scenario), "{scenario:?}");
     }
-    assert!(stack.dead_letters().unwrap().is_empty());
+    assert!(stack.dead_letters(None).unwrap().is_empty());
 }
 
 #[tokio::test]
@@ -325,7 +325,7 @@ async fn delivering_every_event_twice_ends_in_the_same_states() {
             "{scenario:?}: every event stored once"
         );
     }
-    assert!(stack.dead_letters().unwrap().is_empty());
+    assert!(stack.dead_letters(None).unwrap().is_empty());
 }
 
 #[tokio::test]

@@ -1,8 +1,11 @@
 //! A deployed stack as a target: physical names from the CloudFormation outputs, the
 //! services reached as a user would reach them (HTTP API, StartExecution, PutEvents).
 
+use super::queues::{DeadLetterQueues, Held, LIST_HIDE, REDRIVE_HIDE};
 use super::sigv4::{SignedHttp, no_credentials};
-use super::{Outcome, Target, Timeline, TimelineEntry, causes, not_settled, order_not_found};
+use super::{
+    DeadLetter, Outcome, Target, Timeline, TimelineEntry, causes, not_settled, order_not_found,
+};
 use crate::error::{CliError, Result};
 use async_trait::async_trait;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
@@ -65,6 +68,7 @@ pub struct AwsTarget {
     sfn: aws_sdk_sfn::Client,
     lambda: aws_sdk_lambda::Client,
     events: aws_sdk_eventbridge::Client,
+    sqs: aws_sdk_sqs::Client,
     http: SignedHttp,
     customers: DynamoCustomers,
     inventory: DynamoInventory,
@@ -106,6 +110,7 @@ impl AwsTarget {
             sfn: aws_sdk_sfn::Client::new(&config),
             lambda: aws_sdk_lambda::Client::new(&config),
             events: aws_sdk_eventbridge::Client::new(&config),
+            sqs: aws_sdk_sqs::Client::new(&config),
             http,
             stack: settings.stack.clone(),
             region,
@@ -123,6 +128,88 @@ impl AwsTarget {
             "{}/{path}",
             self.output("HttpApiUrl")?.trim_end_matches('/')
         ))
+    }
+
+    /// Puts one event on the stack's bus, failing unless the bus took it.
+    async fn put_event(&self, source: &str, detail_type: &str, detail: Value) -> Result<()> {
+        let entry = PutEventsRequestEntry::builder()
+            .event_bus_name(self.output("EventBusName")?)
+            .source(source)
+            .detail_type(detail_type)
+            .detail(detail.to_string())
+            .build();
+        let sent = self
+            .events
+            .put_events()
+            .entries(entry)
+            .send()
+            .await
+            .map_err(|err| aws_error("PutEvents", err))?;
+        // PutEvents answers 200 with the entries it refused.
+        if sent.failed_entry_count > 0 {
+            let reason = sent
+                .entries
+                .unwrap_or_default()
+                .into_iter()
+                .find_map(|entry| {
+                    Some(format!(
+                        "{}: {}",
+                        entry.error_code.unwrap_or_default(),
+                        entry.error_message?
+                    ))
+                })
+                .unwrap_or_default();
+            return Err(CliError::service(format!(
+                "the bus refused the {detail_type} event: {reason}"
+            ))
+            .hint("retry"));
+        }
+        Ok(())
+    }
+
+    fn dead_letter_queues(&self) -> Result<DeadLetterQueues> {
+        let urls = ["EventsDeadLetterQueueUrl", "AsyncFailureQueueUrl"]
+            .into_iter()
+            .map(|key| self.output(key))
+            .collect::<Result<_>>()?;
+        Ok(DeadLetterQueues::new(self.sqs.clone(), urls, &self.outputs))
+    }
+
+    /// Publishes held letters' events again, deleting each once its event is on the
+    /// bus; on the first failure, releases the rest and says how far it got.
+    async fn publish_again(
+        &self,
+        queues: &DeadLetterQueues,
+        held: Vec<Held>,
+    ) -> Result<Vec<DeadLetter>> {
+        let mut redriven = Vec::with_capacity(held.len());
+        let mut pending = held.into_iter();
+        while let Some(letter) = pending.next() {
+            let event = &letter.letter.event;
+            let published = self
+                .put_event(
+                    &letter.letter.source,
+                    &letter.letter.event_type,
+                    event["detail"].clone(),
+                )
+                .await;
+            // A letter published but not deleted is published again by the next redrive:
+            // harmless, as every handler is idempotent.
+            if let Err(err) = published.and(queues.delete(&letter).await) {
+                queues.release(&pending.collect::<Vec<_>>()).await;
+                return Err(CliError::new(
+                    err.exit,
+                    format!(
+                        "redrive stopped at letter {} after {} redriven: {}",
+                        letter.letter.id,
+                        redriven.len(),
+                        err.message
+                    ),
+                ));
+            }
+            redriven.push(letter.letter);
+        }
+        Ok(redriven)
     }
 
     /// The execution of a workflow order: the state machine ARN with `execution` for
@@ -410,31 +497,8 @@ impl Target for AwsTarget {
                     customer_id: customer.clone(),
                     order_id: order_id.clone(),
                 };
-                let entry = PutEventsRequestEntry::builder()
-                    .event_bus_name(self.output("EventBusName")?)
-                    .source(LOGISTICS_SOURCE)
-                    .detail_type(detail_type.as_str())
-                    .detail(json!(detail).to_string())
-                    .build();
-                let sent = self
-                    .events
-                    .put_events()
-                    .entries(entry)
-                    .send()
-                    .await
-                    .map_err(|err| aws_error("PutEvents", err))?;
-                if sent.failed_entry_count > 0 {
-                    let reason = sent
-                        .entries
-                        .unwrap_or_default()
-                        .into_iter()
-                        .find_map(|entry| entry.error_message)
-                        .unwrap_or_default();
-                    return Err(CliError::service(format!(
-                        "the bus refused the {detail_type} event: {reason}"
-                    ))
-                    .hint("retry"));
-                }
+                self.put_event(LOGISTICS_SOURCE, detail_type.as_str(), json!(detail))
+                    .await?;
             }
             Mode::Workflow => {
                 let action = match outcome {
@@ -502,6 +566,28 @@ impl Target for AwsTarget {
 
     async fn payment(&self, id: &PaymentId) -> Result<Option<Payment>> {
         self.payments.get(id).await.map_err(store_error)
+    }
+
+    async fn dead_letters(&self, order: Option<&OrderId>) -> Result<Vec<DeadLetter>> {
+        let queues = self.dead_letter_queues()?;
+        let held = queues.read(LIST_HIDE).await?;
+        queues.release(&held).await;
+        Ok(held
+            .into_iter()
+            .map(|held| held.letter)
+            .filter(|letter| letter.concerns(order))
+            .collect())
+    }
+
+    async fn redrive(&self, order: Option<&OrderId>) -> Result<Vec<DeadLetter>> {
+        let queues = self.dead_letter_queues()?;
+        let (chosen, others): (Vec<Held>, Vec<Held>) = queues
+            .read(REDRIVE_HIDE)
+            .await?
+            .into_iter()
+            .partition(|held| held.letter.concerns(order) && held.letter.is_event());
+        queues.release(&others).await;
+        self.publish_again(&queues, chosen).await
     }
 
     async fn outputs(&self) -> Result<Vec<(String, String)>> {
@@ -587,7 +673,7 @@ fn not_in_delivery(order: &Order) -> CliError {
 
 /// An AWS error, classified: credentials and permissions are configuration (exit 4),
 /// everything else a service error.
-fn aws_error<E, R>(action: &str, err: SdkError<E, R>) -> CliError
+pub(super) fn aws_error<E, R>(action: &str, err: SdkError<E, R>) -> CliError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug,

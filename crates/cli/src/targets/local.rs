@@ -1,6 +1,7 @@
 //! The embedded local stack as a target.
 
-use super::{Outcome, Target, Timeline, TimelineEntry, order_not_found};
+use super::{DeadLetter, Outcome, Target, Timeline, TimelineEntry, order_not_found};
+use crate::cli::DEFAULT_TIMEOUT;
 use crate::error::Result;
 use async_trait::async_trait;
 use ewf_domain::sample::SampleData;
@@ -116,6 +117,16 @@ impl Target for LocalTarget {
         Ok(self.stack.payment(id).await?)
     }
 
+    async fn dead_letters(&self, order: Option<&OrderId>) -> Result<Vec<DeadLetter>> {
+        let letters = self.stack.dead_letters(order)?;
+        Ok(letters.into_iter().map(dead_letter).collect())
+    }
+
+    async fn redrive(&self, order: Option<&OrderId>) -> Result<Vec<DeadLetter>> {
+        let letters = self.stack.redrive(order, DEFAULT_TIMEOUT).await?;
+        Ok(letters.into_iter().map(dead_letter).collect())
+    }
+
     async fn outputs(&self) -> Result<Vec<(String, String)>> {
         Ok(vec![
             ("StateDir".into(), self.state_dir.display().to_string()),
@@ -133,6 +144,16 @@ impl Target for LocalTarget {
             // No HttpApiUrl: the API is served only while `ewf local serve` runs.
         ])
     }
+}
+
+fn dead_letter(letter: ewf_local::bus::DeadLetter) -> DeadLetter {
+    DeadLetter::new(
+        letter.id.to_string(),
+        letter.target,
+        letter.event,
+        (letter.last_error, letter.attempts),
+        letter.dead_at,
+    )
 }
 
 fn workflow_timeline(order: &OrderId, history: Vec<HistoryEvent>) -> Timeline {

@@ -3,6 +3,7 @@
 
 pub mod aws;
 pub mod local;
+mod queues;
 mod sigv4;
 
 use crate::error::{CliError, Result};
@@ -124,6 +125,67 @@ impl Timeline {
     }
 }
 
+/// An event whose delivery to a service failed every attempt, shaped alike on both
+/// targets (documented in `ewf --help`).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeadLetter {
+    /// The local stack's delivery id, or the SQS message id.
+    pub id: String,
+    /// The order and customer the event's detail names, if it names them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub order_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub customer_id: Option<String>,
+    /// The event's detail-type and source; empty when the letter is no event.
+    pub event_type: String,
+    pub source: String,
+    /// The service whose delivery failed.
+    pub target: String,
+    pub last_error: String,
+    pub attempts: u32,
+    pub dead_at: Timestamp,
+    pub age_seconds: i64,
+    /// The event as the service received it.
+    pub event: Value,
+}
+
+impl DeadLetter {
+    pub fn new(
+        id: String,
+        target: String,
+        event: Value,
+        (last_error, attempts): (String, u32),
+        dead_at: Timestamp,
+    ) -> Self {
+        let text = |value: &Value| value.as_str().map(str::to_owned);
+        let detail = &event["detail"];
+        Self {
+            id,
+            order_id: text(&detail["orderId"]),
+            customer_id: text(&detail["customerId"]),
+            event_type: text(&event["detail-type"]).unwrap_or_default(),
+            source: text(&event["source"]).unwrap_or_default(),
+            target,
+            last_error,
+            attempts,
+            dead_at,
+            age_seconds: (chrono::Utc::now() - dead_at).num_seconds().max(0),
+            event,
+        }
+    }
+
+    /// Whether the letter holds an event that can be published again.
+    pub fn is_event(&self) -> bool {
+        !self.event_type.is_empty() && !self.source.is_empty() && self.event["detail"].is_object()
+    }
+
+    /// Whether the letter is about `order` (any letter when no order is given).
+    pub fn concerns(&self, order: Option<&OrderId>) -> bool {
+        order.is_none_or(|order| self.order_id.as_deref() == Some(order.as_str()))
+    }
+}
+
 #[async_trait]
 pub trait Target: Send + Sync {
     /// A short description of the target, for notes and `ewf stack`.
@@ -167,6 +229,15 @@ pub trait Target: Send + Sync {
 
     async fn item(&self, id: &ItemId) -> Result<Option<Item>>;
     async fn payment(&self, id: &PaymentId) -> Result<Option<Payment>>;
+
+    /// The events whose delivery failed every attempt, oldest first: the order's, or
+    /// all.
+    async fn dead_letters(&self, order: Option<&OrderId>) -> Result<Vec<DeadLetter>>;
+
+    /// Publishes the dead letters' events again (the order's, or all), each letter
+    /// removed only once its event is published again; what was redriven. Safe to
+    /// repeat: every handler is idempotent. Letters that hold no event stay.
+    async fn redrive(&self, order: Option<&OrderId>) -> Result<Vec<DeadLetter>>;
 
     /// Named outputs: physical names, endpoints, settings.
     async fn outputs(&self) -> Result<Vec<(String, String)>>;
