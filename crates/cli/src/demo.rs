@@ -7,7 +7,7 @@ use crate::error::{CliError, Result};
 use crate::output::Output;
 use crate::targets::aws::AwsTarget;
 use crate::targets::local::LocalTarget;
-use crate::targets::{Outcome, Target, Timeline};
+use crate::targets::{Outcome, Target, Timeline, finish_delivery};
 use ewf_domain::sample::SampleData;
 use ewf_domain::{CustomerId, Item, ItemId, Mode, Money, Order, OrderId, OrderStatus};
 use serde::Serialize;
@@ -270,9 +270,7 @@ async fn run_one(target: &dyn Target, scenario: &Scenario, mode: Mode) -> Result
         .finish
         .filter(|_| order.order_status == OrderStatus::Delivering)
     {
-        order = target
-            .finish_delivery(&customer, &order.order_id, outcome, SETTLE)
-            .await?;
+        order = finish_delivery(target, &customer, &order.order_id, outcome, SETTLE).await?;
     }
     let elapsed_ms = started.elapsed().as_millis();
     let stock_after = Stock::of(target.item(&item).await?.as_ref());
