@@ -9,8 +9,8 @@ use ewf_domain::events::{BusEvent, DetailType, FunctionName};
 use ewf_domain::ports::{Bus, Clock, Ledger, OrderStore, Random, Step};
 use ewf_domain::step::{self, Refusal};
 use ewf_domain::{
-    CustomerId, ItemId, Mode, Order, OrderDetail, OrderId, OrderRef, OrderStatus, OrderUpdate,
-    PaymentId, ServiceError,
+    CustomerId, ItemId, Mode, Money, Order, OrderDetail, OrderId, OrderRef, OrderStatus,
+    OrderUpdate, PaymentId, ServiceError,
 };
 use serde::Deserialize;
 use std::sync::Arc;
@@ -153,11 +153,17 @@ impl Decode for Command {
                 let error: TaskError = invocation.field("error")?;
                 let detail = invocation.order()?;
                 let from_detail = OrderUpdate::from_detail(&detail);
+                // The workflow's detail lacks the declined payment (the task failed), so
+                // it is read from the error, to record what the choreography records.
+                let declined = error.declined_payment();
                 let update = OrderUpdate {
                     payment_id: from_detail
                         .payment_id
                         .clone()
-                        .or_else(|| error.declined_payment()),
+                        .or_else(|| declined.as_ref().map(|(id, _)| id.clone())),
+                    total_price: from_detail
+                        .total_price
+                        .or(declined.map(|(_, amount)| amount)),
                     failure_reason: Some(error.reason()),
                     ..from_detail
                 };
@@ -216,9 +222,9 @@ impl TaskError {
         }
     }
 
-    /// The payment a PaymentFailed error declined, so that the order names it as the
-    /// choreography's order does.
-    fn declined_payment(&self) -> Option<PaymentId> {
+    /// The payment a PaymentFailed error declined (id and amount), so that the order
+    /// names it as the choreography's order does.
+    fn declined_payment(&self) -> Option<(PaymentId, Money)> {
         (self.error == "PaymentFailed")
             .then(|| ServiceError::declined_payment(&self.reason()))
             .flatten()
