@@ -299,3 +299,97 @@ fn causes(err: &dyn std::error::Error) -> String {
     }
     text
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::Exit;
+    use ewf_domain::{Address, DeliveryStatus, OrderDetail};
+
+    /// The judgement on an order in `status` whose delivery is in `delivery` (none: no
+    /// delivery record), for a command that asked for `asked`.
+    fn judged(
+        asked: Outcome,
+        reported: bool,
+        status: OrderStatus,
+        delivery: Option<DeliveryStatus>,
+    ) -> Result<Order> {
+        let detail = OrderDetail::new(
+            CustomerId::parse("customer-1").unwrap(),
+            OrderId::parse("01KDX8Q7V3M2N4P6R8S0T2W4Y6").unwrap(),
+            ItemId::parse("item-1").unwrap(),
+        );
+        let order = Order {
+            order_status: status,
+            ..Order::new(&detail, Mode::Events, chrono::Utc::now())
+        };
+        let delivery = delivery.map(|status| Delivery {
+            customer_id: order.customer_id.clone(),
+            order_id: order.order_id.clone(),
+            address: Address::parse("Millbank").unwrap(),
+            status,
+            mode: Mode::Events,
+            task_token: None,
+            created_at: order.order_date,
+            updated_at: order.order_date,
+        });
+        judge(
+            asked,
+            reported,
+            order,
+            delivery.as_ref(),
+            Duration::from_secs(60),
+        )
+    }
+
+    fn refusal(judged: Result<Order>) -> String {
+        let err = judged.unwrap_err();
+        assert_eq!(err.exit, Exit::Service, "{}", err.message);
+        err.message
+    }
+
+    #[test]
+    fn a_cancellation_wins_even_when_its_compensation_failed() {
+        // The compensation failed: the order is FAILED, its delivery CANCELED.
+        let (failed, canceled) = (OrderStatus::Failed, Some(DeliveryStatus::Canceled));
+        let won = judged(Outcome::Canceled, true, failed, canceled).unwrap();
+        assert_eq!(won.order_status, OrderStatus::Failed);
+        let lost = refusal(judged(Outcome::Delivered, true, failed, canceled));
+        assert!(
+            lost.starts_with(
+                "order 01KDX8Q7V3M2N4P6R8S0T2W4Y6 was already canceled (FAILED); not delivered — "
+            ),
+            "{lost}"
+        );
+    }
+
+    #[test]
+    fn a_delivery_that_had_ended_before_the_request_is_a_refusal() {
+        let delivered = Some(DeliveryStatus::Delivered);
+        let late = refusal(judged(
+            Outcome::Delivered,
+            false,
+            OrderStatus::Delivered,
+            delivered,
+        ));
+        assert!(
+            late.starts_with(
+                "order 01KDX8Q7V3M2N4P6R8S0T2W4Y6 was already delivered (DELIVERED) — "
+            ),
+            "{late}"
+        );
+    }
+
+    #[test]
+    fn an_order_still_on_its_way_did_not_settle() {
+        // No delivery, one under way, or delivered as asked but the order not caught up.
+        for delivery in [
+            None,
+            Some(DeliveryStatus::Delivering),
+            Some(DeliveryStatus::Delivered),
+        ] {
+            let waited = judged(Outcome::Delivered, true, OrderStatus::Delivering, delivery);
+            assert_eq!(waited.unwrap_err().exit, Exit::Expectation, "{delivery:?}");
+        }
+    }
+}
