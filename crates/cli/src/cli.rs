@@ -24,7 +24,9 @@ Exit codes:
        is not there (an unknown customer on `order create` is no lookup: the saga runs
        and ends the order FAILED, so --expect DELIVERING exits 1)
   4    configuration or credentials: no stack, no region, no credentials, a missing tool
-  5    the service refused or failed (e.g. delivering an order that is not in delivery)
+  5    the service refused or failed (e.g. delivering an order that is not in delivery,
+       or whose delivery was canceled first: of a deliver and a cancel racing on one
+       order, one succeeds and the other exits 5 naming the outcome that won)
   130  interrupted (Ctrl-C)
 
 Errors are one line on stderr, saying what to do next. Data goes to stdout; progress and
@@ -124,9 +126,11 @@ pub enum Command {
     #[command(subcommand)]
     Order(OrderCommand),
     /// Mark an order's delivery delivered (events mode: a Logistics event on the bus;
-    /// workflow mode: the delivery service) and wait for the order to settle.
+    /// workflow mode: the delivery service) and wait for the order to settle. A
+    /// delivery keeps its first outcome: exit 5 if it was canceled first.
     Deliver(FinishArgs),
     /// Cancel an order's delivery; the saga returns the item and cancels the payment.
+    /// Exit 5 if the delivery was delivered first.
     Cancel(FinishArgs),
     /// Set the probability (0 to 1) that a payment fails.
     SetFailProbability {

@@ -5,7 +5,9 @@ use crate::cli::{Cli, Command, FinishArgs, Global, LocalCommand, OrderArgs, Orde
 use crate::error::{CliError, Exit, Result};
 use crate::output::Output;
 use crate::targets::local::LocalTarget;
-use crate::targets::{Outcome, Target, Timeline, TimelineEntry, not_settled, order_not_found};
+use crate::targets::{
+    Outcome, Target, Timeline, TimelineEntry, finish_delivery, not_settled, order_not_found,
+};
 use crate::{bench, dead_letters, demo, deploy, interruptible};
 use clap::CommandFactory;
 use comfy_table::{Cell, Table};
@@ -210,9 +212,7 @@ async fn finish(
     let OrderArgs { customer, order } = &args.order;
     let spinner = output.spinner(format!("finishing the delivery of {order}"));
     let timeout = Duration::from_secs(args.timeout);
-    let order = target
-        .finish_delivery(customer, order, outcome, timeout)
-        .await?;
+    let order = finish_delivery(target.as_ref(), customer, order, outcome, timeout).await?;
     drop(spinner);
     show_order(output, &order);
     Ok(())

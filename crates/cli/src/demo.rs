@@ -7,17 +7,26 @@ use crate::error::{CliError, Result};
 use crate::output::Output;
 use crate::targets::aws::AwsTarget;
 use crate::targets::local::LocalTarget;
-use crate::targets::{Outcome, Target, Timeline};
+use crate::targets::{Outcome, Target, Timeline, finish_delivery};
 use ewf_domain::sample::SampleData;
-use ewf_domain::{CustomerId, Item, ItemId, Mode, Money, Order, OrderId, OrderStatus};
+use ewf_domain::{
+    Address, Customer, CustomerId, Item, ItemId, Mode, Money, Order, OrderId, OrderStatus,
+};
 use serde::Serialize;
-use std::collections::BTreeMap;
+use serde_json::{Map, Value, json};
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
+use ulid::Ulid;
 
 /// An item seeded with no stock, for the "item not available" scenario.
 const SOLD_OUT_ITEM: &str = "demo-sold-out";
 /// A customer that is never seeded.
 const UNKNOWN_CUSTOMER: &str = "demo-unknown-customer";
+/// An item so dear that, with its delivery, it costs more than a payment may be: the
+/// payment service refuses the order.
+const DEAR_ITEM: &str = "demo-dear";
+/// A customer living where no delivery can go.
+const FAR_CUSTOMER: &str = "demo-far-customer";
 /// How long one order may take to settle.
 const SETTLE: Duration = Duration::from_secs(30);
 
@@ -71,6 +80,22 @@ const SCENARIOS: &[Scenario] = &[
         finish: None,
         expected: OrderStatus::Failed,
     },
+    Scenario {
+        name: "unroutable address",
+        customer: FAR_CUSTOMER,
+        item: "item-1",
+        fail_probability: 0.0,
+        finish: None,
+        expected: OrderStatus::Failed,
+    },
+    Scenario {
+        name: "total over the limit",
+        customer: "customer-2",
+        item: DEAR_ITEM,
+        fail_probability: 0.0,
+        finish: None,
+        expected: OrderStatus::Failed,
+    },
 ];
 
 /// The scenario whose events-mode timeline the demo prints: it shows the compensation.
@@ -104,7 +129,7 @@ impl std::fmt::Display for Stock {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 struct Run {
     scenario: &'static str,
@@ -120,6 +145,9 @@ struct Run {
     /// Stored events (events mode) or state transitions (workflow mode).
     steps: usize,
     elapsed_ms: u128,
+    /// The order record as the run left it, for parity.
+    #[serde(skip)]
+    order: Order,
 }
 
 #[derive(Debug, Serialize)]
@@ -224,17 +252,48 @@ pub async fn run(global: &Global, output: &Output, rng_seed: Option<u64>) -> Res
     )
 }
 
-/// The built-in sample data plus an item with no stock.
+/// The built-in sample data plus an item with no stock, an item priced at the limit
+/// of a payment, and a customer no delivery can reach.
 fn demo_data() -> SampleData {
     let mut data = SampleData::builtin();
-    if let Ok(item_id) = ItemId::parse(SOLD_OUT_ITEM) {
-        data.items.push(Item {
-            item_id,
-            name: "Sold-out Gadget".into(),
-            description: "Never in stock: the demo's item-not-available scenario".into(),
-            price: Money::new(9_999, 2),
-            available: 0,
-            reserved: 0,
+    let items = [
+        (
+            SOLD_OUT_ITEM,
+            "Sold-out Gadget",
+            "Never in stock: the demo's item-not-available scenario",
+            Money::new(9_999, 2),
+            0,
+        ),
+        (
+            DEAR_ITEM,
+            "Crown Jewel",
+            "Priced at a payment's limit: with its delivery, the payment is refused",
+            Money::new(99_999_999, 2),
+            5,
+        ),
+    ];
+    for (id, name, description, price, available) in items {
+        if let Ok(item_id) = ItemId::parse(id) {
+            data.items.push(Item {
+                item_id,
+                name: name.into(),
+                description: description.into(),
+                price,
+                available,
+                reserved: 0,
+            });
+        }
+    }
+    if let (Ok(customer_id), Ok(address)) = (
+        CustomerId::parse(FAR_CUSTOMER),
+        Address::parse("1 Sunken Road, Atlantis"),
+    ) {
+        data.customers.push(Customer {
+            customer_id,
+            name: "Lost City".into(),
+            email: "someone@example.net".into(),
+            address,
+            description: "Beyond any road: the demo's unroutable-address scenario".into(),
         });
     }
     data
@@ -270,9 +329,7 @@ async fn run_one(target: &dyn Target, scenario: &Scenario, mode: Mode) -> Result
         .finish
         .filter(|_| order.order_status == OrderStatus::Delivering)
     {
-        order = target
-            .finish_delivery(&customer, &order.order_id, outcome, SETTLE)
-            .await?;
+        order = finish_delivery(target, &customer, &order.order_id, outcome, SETTLE).await?;
     }
     let elapsed_ms = started.elapsed().as_millis();
     let stock_after = Stock::of(target.item(&item).await?.as_ref());
@@ -292,6 +349,7 @@ async fn run_one(target: &dyn Target, scenario: &Scenario, mode: Mode) -> Result
         payment_status: payment_status(target, &order).await?,
         steps,
         elapsed_ms,
+        order,
     })
 }
 
@@ -317,40 +375,89 @@ fn outcome_failures(runs: &[Run]) -> Vec<String> {
         .collect()
 }
 
-/// Both modes of a scenario end alike: status, stock movement and payment status.
+/// The fields of an order record that differ between runs of one scenario by nature:
+/// ids, times and the mode itself.
+const UNCOMPARED: &[&str] = &["orderId", "paymentId", "orderDate", "updateDate", "mode"];
+
+/// Both modes of a scenario end alike: the whole order record but its ids and times,
+/// the stock movement and the payment's status. Each failure names a field that differs.
 fn parity_failures(runs: &[Run]) -> Vec<String> {
     let mut by_scenario: BTreeMap<&str, Vec<&Run>> = BTreeMap::new();
     for run in runs {
         by_scenario.entry(run.scenario).or_default().push(run);
     }
-    let end = |run: &Run| {
-        (
-            run.status,
-            run.stock_after.delta(run.stock_before),
-            run.payment_status.clone(),
-        )
+    let mut failures = Vec::new();
+    for (scenario, runs) in by_scenario {
+        let [first, second] = runs.as_slice() else {
+            failures.push(format!("{scenario}: expected one run per mode"));
+            continue;
+        };
+        let (ends, others) = (comparable(first), comparable(second));
+        let fields: BTreeSet<&String> = ends.keys().chain(others.keys()).collect();
+        for field in fields {
+            let (end, other) = (ends.get(field), others.get(field));
+            if end != other {
+                failures.push(format!(
+                    "{scenario}: {field} differs: {} {}, {} {}",
+                    first.mode,
+                    shown(end),
+                    second.mode,
+                    shown(other)
+                ));
+            }
+        }
+    }
+    failures
+}
+
+/// What parity compares of a run, by field name: the order record without the fields
+/// that differ by nature (ids in its failure reason made placeholders), the stock
+/// movement and the payment's status.
+fn comparable(run: &Run) -> BTreeMap<String, Value> {
+    let mut fields = match serde_json::to_value(&run.order) {
+        Ok(Value::Object(fields)) => fields,
+        _ => Map::new(),
     };
-    by_scenario
-        .into_iter()
-        .filter_map(|(scenario, runs)| match runs.as_slice() {
-            [first, second] if end(first) == end(second) => None,
-            [first, second] => Some(format!(
-                "{scenario}: {}; {}",
-                describe_end(first),
-                describe_end(second)
-            )),
-            _ => Some(format!("{scenario}: expected one run per mode")),
+    for field in UNCOMPARED {
+        fields.remove(*field);
+    }
+    if let Some(reason) = &run.order.failure_reason {
+        fields.insert(
+            "failureReason".into(),
+            Value::String(without_ids(reason, &run.order)),
+        );
+    }
+    let (available, reserved) = run.stock_after.delta(run.stock_before);
+    fields.insert("stock".into(), json!(format!("{available:+}/{reserved:+}")));
+    fields.insert("paymentStatus".into(), json!(run.payment_status));
+    fields.into_iter().collect()
+}
+
+/// The text with the order's ids, and any other ULID in it, replaced by placeholders.
+fn without_ids(text: &str, order: &Order) -> String {
+    let mut text = text.replace(order.order_id.as_str(), "<orderId>");
+    if let Some(payment) = &order.payment_id {
+        text = text.replace(payment.as_str(), "<paymentId>");
+    }
+    text.split_inclusive(|c: char| !c.is_ascii_alphanumeric())
+        .map(|piece| {
+            let word = piece.trim_end_matches(|c: char| !c.is_ascii_alphanumeric());
+            if Ulid::from_string(word).is_ok() {
+                piece.replacen(word, "<id>", 1)
+            } else {
+                piece.to_owned()
+            }
         })
         .collect()
 }
 
-fn describe_end(run: &Run) -> String {
-    let (available, reserved) = run.stock_after.delta(run.stock_before);
-    let payment = run.payment_status.as_deref().unwrap_or("none");
-    format!(
-        "{} ended {}, stock {available:+}/{reserved:+}, payment {payment}",
-        run.mode, run.status
-    )
+/// A compared value as a failure shows it.
+fn shown(value: Option<&Value>) -> String {
+    match value {
+        None | Some(Value::Null) => "none".into(),
+        Some(Value::String(text)) => format!("{text:?}"),
+        Some(other) => other.to_string(),
+    }
 }
 
 /// For every item, once the orders have ended: each sold item was taken from what was
@@ -434,16 +541,26 @@ fn print_report(output: &Output, report: &Report) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ewf_domain::PaymentId;
 
     fn run(scenario: &'static str, mode: Mode, status: OrderStatus, after: (i64, i64)) -> Run {
         let before = Stock {
             available: 10,
             reserved: 0,
         };
+        let order_id = OrderId::parse("01KDX8Q7V3M2N4P6R8S0T2W4Y6").unwrap();
+        let detail = ewf_domain::OrderDetail::new(
+            CustomerId::parse("customer-1").unwrap(),
+            order_id.clone(),
+            ItemId::parse("item-1").unwrap(),
+        );
+        let mut order = Order::new(&detail, mode, chrono::Utc::now());
+        order.order_status = status;
+        order.total_price = Some(Money::new(40_419, 2));
         Run {
             scenario,
             mode,
-            order_id: OrderId::parse("01KDX8Q7V3M2N4P6R8S0T2W4Y6").unwrap(),
+            order_id,
             item_id: ItemId::parse("item-1").unwrap(),
             status,
             expected: status,
@@ -455,24 +572,68 @@ mod tests {
             payment_status: None,
             steps: 0,
             elapsed_ms: 0,
+            order,
         }
+    }
+
+    fn canceled(mode: Mode) -> Run {
+        run("canceled", mode, OrderStatus::Canceled, (10, 0))
     }
 
     #[test]
     fn parity_fails_when_the_modes_end_apart() {
-        let alike = [
-            run("canceled", Mode::Workflow, OrderStatus::Canceled, (10, 0)),
-            run("canceled", Mode::Events, OrderStatus::Canceled, (10, 0)),
-        ];
-        assert!(parity_failures(&alike).is_empty());
+        assert!(parity_failures(&[canceled(Mode::Workflow), canceled(Mode::Events)]).is_empty());
         let apart = [
-            run("canceled", Mode::Workflow, OrderStatus::Canceled, (10, 0)),
+            canceled(Mode::Workflow),
             run("canceled", Mode::Events, OrderStatus::Canceled, (9, 1)),
         ];
-        let failures = parity_failures(&apart);
-        assert_eq!(failures.len(), 1);
-        assert!(failures[0].contains("stock +0/+0"), "{failures:?}");
-        assert!(failures[0].contains("stock -1/+1"), "{failures:?}");
+        assert_eq!(
+            parity_failures(&apart),
+            [r#"canceled: stock differs: workflow "+0/+0", events "-1/+1""#]
+        );
+    }
+
+    #[test]
+    fn parity_fails_on_any_field_of_the_order_record() {
+        let mut events = canceled(Mode::Events);
+        events.order.total_price = None;
+        events.order.delivery_address = Some(ewf_domain::Address::parse("Millbank").unwrap());
+        assert_eq!(
+            parity_failures(&[canceled(Mode::Workflow), events]),
+            [
+                r#"canceled: deliveryAddress differs: workflow none, events "Millbank""#,
+                r#"canceled: totalPrice differs: workflow "404.19", events none"#,
+            ]
+        );
+    }
+
+    #[test]
+    fn parity_ignores_ids_and_times_even_in_the_failure_reason() {
+        let reason = |payment: &str| {
+            format!("payment {payment} of 404.19 declined for order 01KDX8Q7V3M2N4P6R8S0T2W4Y7")
+        };
+        let with_payment = |mut run: Run, payment: &str| {
+            run.order.payment_id = Some(PaymentId::parse(payment).unwrap());
+            run.order.failure_reason = Some(reason(payment));
+            run
+        };
+        let workflow = with_payment(canceled(Mode::Workflow), "01KDX8Q7V3M2N4P6R8S0T2W4Y8");
+        let mut events = with_payment(canceled(Mode::Events), "01KDX8Q7V3M2N4P6R8S0T2W4YA");
+        events.order.order_id = OrderId::parse("01KDX8Q7V3M2N4P6R8S0T2W4Y9").unwrap();
+        events.order.update_date += chrono::Duration::seconds(1);
+        assert!(parity_failures(&[workflow.clone(), events.clone()]).is_empty());
+
+        let mut other = workflow;
+        other.order.failure_reason =
+            Some("payment 01KDX8Q7V3M2N4P6R8S0T2W4Y8 of 1.00 declined".into());
+        let failures = parity_failures(&[other, events]);
+        assert_eq!(
+            failures,
+            [concat!(
+                r#"canceled: failureReason differs: workflow "payment <paymentId> of 1.00 declined", "#,
+                r#"events "payment <paymentId> of 404.19 declined for order <id>""#
+            )]
+        );
     }
 
     #[test]

@@ -5,7 +5,9 @@
 mod common;
 
 use common::{Run, ewf, finish, run};
-use ewf_domain::{CustomerId, ItemId, OrderId};
+use ewf_domain::{
+    CustomerId, DeliveryStatus, ItemId, Mode, Order, OrderId, OrderStatus, PaymentStatus,
+};
 use ewf_local::{LocalOptions, LocalStack};
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader};
@@ -551,6 +553,164 @@ async fn delivering_an_order_not_in_delivery_is_refused_and_changes_nothing() {
     assert_eq!(local.describe("customer-3", &order_id), order);
     assert_eq!(local.json(&["events", "--order", &order_id]), events_before);
     assert_eq!(available(&local.stack(), "item-3").await, 100);
+}
+
+/// How many orders each race test runs, and how many of them race at a time.
+const RACES: usize = 100;
+const RACES_AT_ONCE: usize = 8;
+
+#[tokio::test]
+async fn a_workflow_delivery_and_cancellation_racing_have_one_winner() {
+    delivery_and_cancellation_race(Mode::Workflow).await;
+}
+
+#[tokio::test]
+async fn an_events_delivery_and_cancellation_racing_have_one_winner() {
+    delivery_and_cancellation_race(Mode::Events).await;
+}
+
+/// `ewf deliver` and `ewf cancel` started together on each of 100 orders (two
+/// processes each): one exits 0 printing its own outcome, the other exits 5 naming the
+/// outcome that won, and order, delivery, payment and stock agree with the winner.
+async fn delivery_and_cancellation_race(mode: Mode) {
+    let local = Local::seeded();
+    let stack = local.stack();
+    let item = ItemId::parse("item-3").unwrap();
+    let stock = available(&stack, "item-3").await;
+    let mut orders = Vec::with_capacity(RACES);
+    for index in 0..RACES {
+        let customer = CustomerId::parse(&format!("customer-{}", index % 3 + 1)).unwrap();
+        let order = stack
+            .create_order(mode, &customer, &item, std::time::Duration::from_secs(30))
+            .await
+            .unwrap();
+        assert_eq!(order.order_status, OrderStatus::Delivering, "{order:?}");
+        orders.push(order);
+    }
+
+    let mut winners = Vec::with_capacity(RACES);
+    for (wave, batch) in orders.chunks(RACES_AT_ONCE).enumerate() {
+        let children: Vec<_> = batch
+            .iter()
+            .enumerate()
+            .map(|(index, order)| {
+                let ewf_on = |command: &'static str| {
+                    let mut child = local.command();
+                    child
+                        .args([command, order.customer_id.as_str(), order.order_id.as_str()])
+                        .args(["--output", "json", "--timeout", "60"])
+                        .stdout(Stdio::piped())
+                        .stderr(Stdio::piped());
+                    child
+                };
+                // Each is started first half of the time.
+                if (wave + index) % 2 == 0 {
+                    let deliver = ewf_on("deliver").spawn().unwrap();
+                    (deliver, ewf_on("cancel").spawn().unwrap())
+                } else {
+                    let cancel = ewf_on("cancel").spawn().unwrap();
+                    (ewf_on("deliver").spawn().unwrap(), cancel)
+                }
+            })
+            .collect();
+        for (order, (deliver, cancel)) in batch.iter().zip(children) {
+            let [deliver, cancel] =
+                [deliver, cancel].map(|child| finish(child.wait_with_output().unwrap()));
+            winners.push(race_winner(order, &deliver, &cancel));
+        }
+    }
+
+    for (order, won) in orders.iter().zip(&winners) {
+        race_state_agrees(&stack, order, won).await;
+    }
+    let canceled = winners.iter().filter(|won| **won == "canceled").count();
+    assert!(
+        canceled > 0 && canceled < RACES,
+        "every race had the same winner: {canceled} of {RACES} canceled"
+    );
+    // Every canceled order's item came back; no reservation is left.
+    let after = stack.item(&item).await.unwrap().unwrap();
+    assert_eq!(
+        (after.available, after.reserved),
+        (stock - RACES as i64 + canceled as i64, 0)
+    );
+
+    // Late, after the race: refused the same way.
+    let index = winners.iter().position(|won| *won == "canceled").unwrap();
+    let order = &orders[index];
+    let late = local.run(&[
+        "deliver",
+        order.customer_id.as_str(),
+        order.order_id.as_str(),
+    ]);
+    assert!(
+        late.expect_error(5)
+            .contains("was already canceled (CANCELED); not delivered"),
+        "{}",
+        late.stderr
+    );
+}
+
+/// Which of the two won ("delivered" or "canceled"), checking that exactly one did and
+/// that the other was refused naming the winner.
+fn race_winner(order: &Order, deliver: &Run, cancel: &Run) -> &'static str {
+    let (won, winner, loser, lost) = match (deliver.code, cancel.code) {
+        (0, _) => ("delivered", deliver, cancel, "canceled"),
+        (_, 0) => ("canceled", cancel, deliver, "delivered"),
+        _ => panic!(
+            "no winner for {}: deliver {}: {}; cancel {}: {}",
+            order.order_id, deliver.code, deliver.stderr, cancel.code, cancel.stderr
+        ),
+    };
+    let status = won.to_uppercase();
+    assert_eq!(
+        text(&winner.json(), "orderStatus"),
+        status,
+        "{}",
+        order.order_id
+    );
+    let refusal = loser.expect_error(5);
+    assert!(
+        refusal.contains(&format!(
+            "order {} was already {won} ({status}); not {lost}",
+            order.order_id
+        )),
+        "{refusal}"
+    );
+    won
+}
+
+/// The order, its delivery, its payment agree with the race's winner.
+async fn race_state_agrees(stack: &LocalStack, order: &Order, won: &str) {
+    let (customer, order_id) = (&order.customer_id, &order.order_id);
+    let now = stack
+        .describe_order(customer, order_id)
+        .await
+        .unwrap()
+        .unwrap();
+    let delivery = stack.delivery(customer, order_id).await.unwrap().unwrap();
+    let payment = stack
+        .payment(order.payment_id.as_ref().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let expected = match won {
+        "delivered" => (
+            OrderStatus::Delivered,
+            DeliveryStatus::Delivered,
+            PaymentStatus::Paid,
+        ),
+        _ => (
+            OrderStatus::Canceled,
+            DeliveryStatus::Canceled,
+            PaymentStatus::Canceled,
+        ),
+    };
+    assert_eq!(
+        (now.order_status, delivery.status, payment.status),
+        expected,
+        "{order_id}"
+    );
 }
 
 #[tokio::test]

@@ -1,7 +1,7 @@
 //! Errors. `ServiceError` is what a service tells its caller; each variant has one HTTP
 //! status and one error name, the name Step Functions `Catch` matches on.
 
-use crate::{Payment, PaymentId};
+use crate::{Money, Payment, PaymentId};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -78,12 +78,12 @@ impl ServiceError {
         }
     }
 
-    /// The declined payment named by the message of a PaymentFailed function error.
-    pub fn declined_payment(message: &str) -> Option<PaymentId> {
-        message
-            .strip_prefix("payment ")
-            .and_then(|rest| rest.split_once(" of "))
-            .and_then(|(id, _)| PaymentId::parse(id).ok())
+    /// The declined payment named by the message of a PaymentFailed function error: its
+    /// id and amount.
+    pub fn declined_payment(message: &str) -> Option<(PaymentId, Money)> {
+        let (id, rest) = message.strip_prefix("payment ")?.split_once(" of ")?;
+        let amount = rest.strip_suffix(" declined")?;
+        Some((PaymentId::parse(id).ok()?, amount.parse().ok()?))
     }
 
     /// The HTTP status the API answers with.
@@ -275,7 +275,7 @@ mod tests {
         );
         assert_eq!(
             ServiceError::declined_payment(&err.to_string()),
-            Some(payment_id)
+            Some((payment_id, Money::new(41_233, 2)))
         );
         assert_eq!(
             ServiceError::declined_payment("payment of 412.33 failed"),

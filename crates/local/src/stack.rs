@@ -6,14 +6,15 @@ use crate::asl::{ExecutionSummary, Executions, HistoryEvent, StateMachine};
 use crate::bus::{DeadLetter, Delivery, LocalBus};
 use crate::db::Db;
 use crate::functions::{ExecutionCallback, Functions, Wiring};
+use ewf_delivery::{DELIVERY_FINISHED, Outcome};
 use ewf_domain::entry::{HttpRequest, Input, Reply};
 use ewf_domain::events::{BusEvent, DetailType, FunctionName, LOGISTICS_SOURCE};
 use ewf_domain::ports::{Bus, Clock, Random, SeededRandom, SystemClock};
 use ewf_domain::saga;
 use ewf_domain::sample::SampleData;
 use ewf_domain::{
-    CustomerId, Item, ItemId, Mode, Order, OrderId, OrderRef, OrderStatus, Payment, PaymentId,
-    ServiceError, StoreError, StoredEvent,
+    CustomerId, Delivery as DeliveryRecord, Item, ItemId, Mode, Order, OrderId, OrderRef,
+    OrderStatus, Payment, PaymentId, ServiceError, StoreError, StoredEvent,
 };
 use ewf_sqlite::{Batch, SharedConnection, SqliteStores};
 use rusqlite::{OptionalExtension, params};
@@ -542,14 +543,16 @@ impl LocalStack {
     }
 
     /// Marks an order's delivery delivered, through the channel of the order's mode,
-    /// and runs the saga until the order is final, for at most `timeout`.
+    /// and runs the saga until the order is final, for at most `timeout`. Refused unless
+    /// the order is DELIVERING. A cancellation racing it may win: the order is then
+    /// returned canceled (`ewf deliver` tells the two apart from the delivery record).
     pub async fn deliver(
         &self,
         customer: &CustomerId,
         order: &OrderId,
         timeout: Duration,
     ) -> Result<Order, LocalError> {
-        self.finish_delivery(customer, order, DetailType::Delivered, "delivered", timeout)
+        self.finish_delivery(customer, order, Outcome::Delivered, timeout)
             .await
     }
 
@@ -560,24 +563,15 @@ impl LocalStack {
         order: &OrderId,
         timeout: Duration,
     ) -> Result<Order, LocalError> {
-        self.finish_delivery(
-            customer,
-            order,
-            DetailType::DeliveryCanceled,
-            "cancel",
-            timeout,
-        )
-        .await
+        self.finish_delivery(customer, order, Outcome::Canceled, timeout)
+            .await
     }
 
-    /// Events mode: a Logistics event on the bus, as the partner would send it.
-    /// Workflow mode: the delivery service, which resumes the waiting execution.
     async fn finish_delivery(
         &self,
         customer: &CustomerId,
         order_id: &OrderId,
-        event: DetailType,
-        action: &str,
+        outcome: Outcome,
         timeout: Duration,
     ) -> Result<Order, LocalError> {
         self.drain().await?;
@@ -589,6 +583,22 @@ impl LocalStack {
             )
             .into());
         }
+        self.report_delivery(&order, outcome).await?;
+        self.settle_final(customer, order_id, timeout).await
+    }
+
+    /// Reports how an order's delivery ended through
+    /// the channel of the order's mode, and runs the saga on in the same turn. Events
+    /// mode: a Logistics event on the bus, as the partner would send it. Workflow mode:
+    /// the delivery service, which resumes the waiting execution. A delivery that has
+    /// already ended keeps its outcome (its conditional write is the arbiter); that is
+    /// not an error here: the delivery record says who won.
+    pub async fn report_delivery(&self, order: &Order, outcome: Outcome) -> Result<(), LocalError> {
+        let (event, action) = match outcome {
+            Outcome::Delivered => (DetailType::Delivered, "delivered"),
+            Outcome::Canceled => (DetailType::DeliveryCanceled, "cancel"),
+        };
+        let (customer, order_id) = (&order.customer_id, &order.order_id);
         // As for a new order, the saga runs on in the turn that reports the outcome.
         let turn = Turn::begin(&self.0).await?;
         match order.mode {
@@ -602,13 +612,42 @@ impl LocalStack {
             }
             Mode::Workflow => {
                 let path = format!("/delivery/{action}/{customer}/{order_id}");
-                Self::http_in(&turn, FunctionName::Delivery, &path).await?;
+                match Self::http_in(&turn, FunctionName::Delivery, &path).await {
+                    // Ended already: the first outcome stands.
+                    Ok(_) => {}
+                    Err(LocalError::Service(err)) if err.name() == DELIVERY_FINISHED => {}
+                    Err(err) => return Err(err),
+                }
             }
         }
         self.run_due(&turn).await?;
-        turn.commit()?;
-        self.settle(customer, order_id, OrderStatus::is_terminal, timeout)
+        turn.commit()
+    }
+
+    /// Runs the saga until the order is final, for at most `timeout`.
+    pub async fn settle_final(
+        &self,
+        customer: &CustomerId,
+        order: &OrderId,
+        timeout: Duration,
+    ) -> Result<Order, LocalError> {
+        self.settle(customer, order, OrderStatus::is_terminal, timeout)
             .await
+    }
+
+    /// The order's delivery record, if it has one.
+    pub async fn delivery(
+        &self,
+        customer: &CustomerId,
+        order: &OrderId,
+    ) -> Result<Option<DeliveryRecord>, LocalError> {
+        Ok(self
+            .0
+            .wiring
+            .stores
+            .deliveries()
+            .get(customer, order)
+            .await?)
     }
 
     pub fn fail_probability(&self) -> Result<f64, LocalError> {

@@ -467,7 +467,7 @@ async fn an_order_stuck_past_its_deadline_is_compensated_in_both_modes() {
         )
         .await;
     assert!(stuck.is_err(), "{stuck:?}");
-    let letters = stack.dead_letters().unwrap();
+    let letters = stack.dead_letters(None).unwrap();
     assert_eq!(letters.len(), 1, "{letters:?}");
     tokio::time::sleep(Duration::from_millis(1100)).await;
     stack.drain().await.unwrap();

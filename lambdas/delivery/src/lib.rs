@@ -18,6 +18,10 @@ use serde::Deserialize;
 use serde_json::json;
 use std::sync::Arc;
 
+/// The conflict's code when a delivery that has already ended is asked to end: its
+/// first outcome stands.
+pub const DELIVERY_FINISHED: &str = "DeliveryFinished";
+
 /// What the delivery service is asked to do, whichever way it was called.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Command {
@@ -52,7 +56,7 @@ pub enum Outcome {
 
 impl Outcome {
     /// The outcome of a finished delivery; none while it is under way.
-    fn of(status: DeliveryStatus) -> Option<Self> {
+    pub fn of(status: DeliveryStatus) -> Option<Self> {
         match status {
             DeliveryStatus::Delivering => None,
             DeliveryStatus::Delivered => Some(Self::Delivered),
@@ -60,7 +64,7 @@ impl Outcome {
         }
     }
 
-    fn status(self) -> DeliveryStatus {
+    pub fn status(self) -> DeliveryStatus {
         match self {
             Self::Delivered => DeliveryStatus::Delivered,
             Self::Canceled => DeliveryStatus::Canceled,
@@ -80,7 +84,8 @@ impl Outcome {
         }
     }
 
-    fn step(self) -> &'static str {
+    /// The outcome in words, which also name its step.
+    pub fn as_str(self) -> &'static str {
         match self {
             Self::Delivered => "delivered",
             Self::Canceled => "canceled",
@@ -373,7 +378,7 @@ impl DeliveryService {
                 // finished (its caller then retries); a second one is harmless.
                 self.announce(&current).await?;
                 Err(ServiceError::conflict(
-                    "DeliveryFinished",
+                    DELIVERY_FINISHED,
                     format!(
                         "the delivery of order {} is {}",
                         order.order_id, current.status
@@ -388,7 +393,7 @@ impl DeliveryService {
         order: &OrderRef,
         outcome: Outcome,
     ) -> Result<Option<Delivery>, ServiceError> {
-        let key = Step::key(FunctionName::Delivery, &order.order_id, outcome.step());
+        let key = Step::key(FunctionName::Delivery, &order.order_id, outcome.as_str());
         let now = self.clock.now();
         let finished = step::perform(
             self.ledger.as_ref(),

@@ -10,7 +10,7 @@ use ewf_domain::ports::{Bus, Clock, Ledger, OrderStore, Random, Step};
 use ewf_domain::saga;
 use ewf_domain::step::{self, Refusal};
 use ewf_domain::{
-    CustomerId, Failure, ItemId, Mode, Order, OrderDetail, OrderId, OrderRef, OrderStatus,
+    CustomerId, Failure, ItemId, Mode, Money, Order, OrderDetail, OrderId, OrderRef, OrderStatus,
     OrderUpdate, PaymentId, ServiceError,
 };
 use serde::Deserialize;
@@ -195,18 +195,20 @@ impl Command {
         }
     }
 
-    /// Records the workflow's order as failed: `declined` names the payment that a
-    /// PaymentFailed error declined, so that the order names it as the choreography's
-    /// order does.
+    /// Records the workflow's order as failed. The detail lacks a declined payment (its
+    /// task failed): `declined` names it and its amount, read from the error, so that
+    /// the order records what the choreography's order records.
     fn failed(
         invocation: Invocation,
         failure: Failure,
-        declined: Option<PaymentId>,
+        declined: Option<(PaymentId, Money)>,
     ) -> Result<Self, ServiceError> {
         let detail = invocation.order()?;
         let from_detail = OrderUpdate::from_detail(&detail);
+        let (declined_id, declined_amount) = declined.unzip();
         let update = OrderUpdate {
-            payment_id: from_detail.payment_id.clone().or(declined),
+            payment_id: from_detail.payment_id.clone().or(declined_id),
+            total_price: from_detail.total_price.or(declined_amount),
             failure_reason: Some(failure.reason),
             ..from_detail
         };
@@ -263,9 +265,9 @@ impl TaskError {
         }
     }
 
-    /// The payment a PaymentFailed error declined, so that the order names it as the
-    /// choreography's order does.
-    fn declined_payment(&self) -> Option<PaymentId> {
+    /// The payment a PaymentFailed error declined (id and amount), so that the order
+    /// names it as the choreography's order does.
+    fn declined_payment(&self) -> Option<(PaymentId, Money)> {
         (self.error == "PaymentFailed")
             .then(|| ServiceError::declined_payment(&self.reason()))
             .flatten()

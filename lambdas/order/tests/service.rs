@@ -712,9 +712,18 @@ async fn the_workflow_records_failures_by_error_name() {
         let order = harness.order().await.unwrap();
         assert_eq!(order.order_status, status, "{error}");
         assert_eq!(order.failure_reason.as_deref(), Some(reason), "{error}");
-        let declined_payment = (status == OrderStatus::PaymentFailed)
-            .then(|| PaymentId::parse("01KDX8Q7V3M2N4P6R8S0T2W4Y6").unwrap());
-        assert_eq!(order.payment_id, declined_payment, "{error}");
+        // The declined payment and its amount, as the choreography records them.
+        let declined_payment = (status == OrderStatus::PaymentFailed).then(|| {
+            (
+                PaymentId::parse("01KDX8Q7V3M2N4P6R8S0T2W4Y6").unwrap(),
+                "404.19".parse().unwrap(),
+            )
+        });
+        assert_eq!(
+            order.payment_id.zip(order.total_price),
+            declined_payment,
+            "{error}"
+        );
     }
 }
 

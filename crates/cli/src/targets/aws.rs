@@ -3,9 +3,7 @@
 
 use super::queues::{DeadLetterQueues, Held, LIST_HIDE, REDRIVE_HIDE};
 use super::sigv4::{SignedHttp, no_credentials};
-use super::{
-    DeadLetter, Outcome, Target, Timeline, TimelineEntry, causes, not_settled, order_not_found,
-};
+use super::{DeadLetter, Outcome, Target, Timeline, TimelineEntry, causes};
 use crate::error::{CliError, Result};
 use async_trait::async_trait;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
@@ -14,14 +12,17 @@ use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 use aws_sdk_lambda::operation::get_function_configuration::GetFunctionConfigurationOutput;
 use aws_sdk_lambda::types::{Environment, LastUpdateStatus};
 use aws_sdk_sfn::types::{ExecutionStatus, HistoryEvent};
-use ewf_aws::{DynamoCustomers, DynamoEvents, DynamoInventory, DynamoOrders, DynamoPayments};
+use ewf_aws::{
+    DynamoCustomers, DynamoDeliveries, DynamoEvents, DynamoInventory, DynamoOrders, DynamoPayments,
+};
+use ewf_delivery::DELIVERY_FINISHED;
 use ewf_domain::events::{DetailType, LOGISTICS_SOURCE};
 use ewf_domain::ports::{
-    EventStore, InventoryStore, OrderStore, PaymentStore, Random, SeededRandom,
+    DeliveryStore, EventStore, InventoryStore, OrderStore, PaymentStore, Random, SeededRandom,
 };
 use ewf_domain::sample::SampleData;
 use ewf_domain::{
-    CustomerId, Item, ItemId, Mode, Order, OrderId, OrderRef, OrderStatus, Payment, PaymentId,
+    CustomerId, Delivery, Item, ItemId, Mode, Order, OrderId, OrderRef, Payment, PaymentId,
     StoreError,
 };
 use ewf_local::SeedSummary;
@@ -74,6 +75,7 @@ pub struct AwsTarget {
     inventory: DynamoInventory,
     orders: DynamoOrders,
     payments: DynamoPayments,
+    deliveries: DynamoDeliveries,
     event_store: DynamoEvents,
 }
 
@@ -105,7 +107,8 @@ impl AwsTarget {
                 ledger.clone(),
             ),
             orders: DynamoOrders::new(dynamo.clone(), output("OrderTable")?, ledger.clone()),
-            payments: DynamoPayments::new(dynamo.clone(), output("PaymentTable")?, ledger),
+            payments: DynamoPayments::new(dynamo.clone(), output("PaymentTable")?, ledger.clone()),
+            deliveries: DynamoDeliveries::new(dynamo.clone(), output("DeliveryTable")?, ledger),
             event_store: DynamoEvents::new(dynamo, output("EventStoreTable")?),
             sfn: aws_sdk_sfn::Client::new(&config),
             lambda: aws_sdk_lambda::Client::new(&config),
@@ -472,21 +475,24 @@ impl Target for AwsTarget {
         self.orders.get(customer, order).await.map_err(store_error)
     }
 
-    async fn finish_delivery(
+    async fn delivery_state(
         &self,
         customer: &CustomerId,
-        order_id: &OrderId,
-        outcome: Outcome,
-        timeout: Duration,
-    ) -> Result<Order> {
-        let deadline = Instant::now() + timeout;
-        let order = self
-            .describe_order(customer, order_id)
-            .await?
-            .ok_or_else(|| order_not_found(customer, order_id))?;
-        if order.order_status != OrderStatus::Delivering {
-            return Err(not_in_delivery(&order));
-        }
+        order: &OrderId,
+    ) -> Result<Option<(Order, Option<Delivery>)>> {
+        let Some(found) = self.describe_order(customer, order).await? else {
+            return Ok(None);
+        };
+        let delivery = self
+            .deliveries
+            .get(customer, order)
+            .await
+            .map_err(store_error)?;
+        Ok(Some((found, delivery)))
+    }
+
+    async fn report_delivery(&self, order: &Order, outcome: Outcome) -> Result<()> {
+        let (customer, order_id) = (&order.customer_id, &order.order_id);
         match order.mode {
             Mode::Events => {
                 let detail_type = match outcome {
@@ -505,23 +511,31 @@ impl Target for AwsTarget {
                     Outcome::Delivered => "delivered",
                     Outcome::Canceled => "cancel",
                 };
-                self.http
+                let response = self
+                    .http
                     .get(&self.api_url(&format!("delivery/{action}/{customer}/{order_id}"))?)
-                    .await?
-                    .into_success("finish delivery")?;
+                    .await?;
+                // Ended already: the first outcome stands, and the caller reads it.
+                if response.status != 409
+                    || response.body.get("error").and_then(Value::as_str) != Some(DELIVERY_FINISHED)
+                {
+                    response.into_success("finish delivery")?;
+                }
             }
         }
-        let last = self
-            .follow(order.mode, customer, order_id, deadline, |order| {
-                order.order_status.is_terminal()
-            })
-            .await?
-            .unwrap_or(order);
-        if last.order_status.is_terminal() {
-            Ok(last)
-        } else {
-            Err(not_settled(&last, timeout))
-        }
+        Ok(())
+    }
+
+    async fn settle_final(&self, order: &Order, deadline: Instant) -> Result<()> {
+        self.follow(
+            order.mode,
+            &order.customer_id,
+            &order.order_id,
+            deadline,
+            |order| order.order_status.is_terminal(),
+        )
+        .await
+        .map(drop)
     }
 
     async fn fail_probability(&self) -> Result<f64> {
@@ -658,17 +672,6 @@ fn required_output(outputs: &BTreeMap<String, String>, stack: &str, key: &str) -
         CliError::config(format!("stack {stack} has no output {key}"))
             .hint("deploy this version of the template with `ewf deploy`")
     })
-}
-
-fn not_in_delivery(order: &Order) -> CliError {
-    CliError::service(format!(
-        "order {} is {}, not DELIVERING",
-        order.order_id, order.order_status
-    ))
-    .hint(format!(
-        "only an order in delivery can be delivered or canceled; see `ewf order describe {} {}`",
-        order.customer_id, order.order_id
-    ))
 }
 
 /// An AWS error, classified: credentials and permissions are configuration (exit 4),

@@ -5,13 +5,11 @@ use crate::cli::DEFAULT_TIMEOUT;
 use crate::error::Result;
 use async_trait::async_trait;
 use ewf_domain::sample::SampleData;
-use ewf_domain::{
-    CustomerId, Item, ItemId, Mode, Order, OrderId, Payment, PaymentId, ServiceError,
-};
+use ewf_domain::{CustomerId, Delivery, Item, ItemId, Mode, Order, OrderId, Payment, PaymentId};
 use ewf_local::asl::HistoryEvent;
 use ewf_local::{LocalError, LocalOptions, LocalStack, SeedSummary};
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 pub struct LocalTarget {
     stack: LocalStack,
@@ -73,22 +71,31 @@ impl Target for LocalTarget {
         Ok(self.stack.describe_order(customer, order).await?)
     }
 
-    async fn finish_delivery(
+    async fn delivery_state(
         &self,
         customer: &CustomerId,
         order: &OrderId,
-        outcome: Outcome,
-        timeout: Duration,
-    ) -> Result<Order> {
-        let finished = match outcome {
-            Outcome::Delivered => self.stack.deliver(customer, order, timeout).await,
-            Outcome::Canceled => self.stack.cancel(customer, order, timeout).await,
+    ) -> Result<Option<(Order, Option<Delivery>)>> {
+        self.stack.drain().await?;
+        let Some(found) = self.stack.describe_order(customer, order).await? else {
+            return Ok(None);
         };
-        match finished {
-            Err(LocalError::Service(ServiceError::NotFound { kind: "Order", .. })) => {
-                Err(order_not_found(customer, order))
-            }
-            other => Ok(other?),
+        Ok(Some((found, self.stack.delivery(customer, order).await?)))
+    }
+
+    async fn report_delivery(&self, order: &Order, outcome: Outcome) -> Result<()> {
+        Ok(self.stack.report_delivery(order, outcome).await?)
+    }
+
+    async fn settle_final(&self, order: &Order, deadline: Instant) -> Result<()> {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match self
+            .stack
+            .settle_final(&order.customer_id, &order.order_id, left)
+            .await
+        {
+            Err(LocalError::NotSettled { .. }) => Ok(()),
+            other => other.map(drop).map_err(Into::into),
         }
     }
 

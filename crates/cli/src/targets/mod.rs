@@ -10,19 +10,16 @@ use crate::error::{CliError, Result};
 use async_trait::async_trait;
 use ewf_domain::sample::SampleData;
 use ewf_domain::{
-    CustomerId, Item, ItemId, Mode, Order, OrderId, Payment, PaymentId, StoredEvent, Timestamp,
+    CustomerId, Delivery, Item, ItemId, Mode, Order, OrderId, OrderStatus, Payment, PaymentId,
+    StoredEvent, Timestamp,
 };
 use ewf_local::SeedSummary;
 use serde::Serialize;
 use serde_json::Value;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// How a delivery ends.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Outcome {
-    Delivered,
-    Canceled,
-}
+pub use ewf_delivery::Outcome;
 
 /// One line of an order's timeline: a stored event or an execution history event.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -210,16 +207,22 @@ pub trait Target: Send + Sync {
     async fn describe_order(&self, customer: &CustomerId, order: &OrderId)
     -> Result<Option<Order>>;
 
-    /// Ends an order's delivery through its mode's channel and waits until the order is
-    /// final, for at most `timeout` (then an expectation error). Refused (service error)
-    /// unless the order is DELIVERING.
-    async fn finish_delivery(
+    /// The order and its delivery record, as they are now (the local stack first runs
+    /// what is due, as the deployed stack would have by now); `None` without the order.
+    async fn delivery_state(
         &self,
         customer: &CustomerId,
         order: &OrderId,
-        outcome: Outcome,
-        timeout: Duration,
-    ) -> Result<Order>;
+    ) -> Result<Option<(Order, Option<Delivery>)>>;
+
+    /// Reports how the order's delivery ended, through its mode's channel: a Logistics
+    /// event on the bus (events), the delivery service (workflow). A delivery that has
+    /// ended already keeps its first outcome, and that is no error here.
+    async fn report_delivery(&self, order: &Order, outcome: Outcome) -> Result<()>;
+
+    /// Waits until the order is final or `deadline` passes (no error then: the caller
+    /// reads the order again).
+    async fn settle_final(&self, order: &Order, deadline: Instant) -> Result<()>;
 
     async fn fail_probability(&self) -> Result<f64>;
     async fn set_fail_probability(&self, probability: f64) -> Result<()>;
@@ -241,6 +244,100 @@ pub trait Target: Send + Sync {
 
     /// Named outputs: physical names, endpoints, settings.
     async fn outputs(&self) -> Result<Vec<(String, String)>>;
+}
+
+/// Ends an order's delivery (`ewf deliver`, `ewf cancel`) and waits until the order is
+/// final, for at most `timeout` (then an expectation error). Refused (service error)
+/// unless the order is DELIVERING. When a delivery and a cancellation race, the
+/// delivery record's conditional write lets one of them through; the other is refused,
+/// naming the outcome that won. Judged from the delivery, not the order's status: a
+/// canceled order whose compensation failed ends in another status.
+pub async fn finish_delivery(
+    target: &dyn Target,
+    customer: &CustomerId,
+    order_id: &OrderId,
+    outcome: Outcome,
+    timeout: Duration,
+) -> Result<Order> {
+    let deadline = Instant::now() + timeout;
+    let state = || async {
+        target
+            .delivery_state(customer, order_id)
+            .await?
+            .ok_or_else(|| order_not_found(customer, order_id))
+    };
+    let (order, delivery) = state().await?;
+    // Reported only while the delivery is under way; an ended one is judged as is.
+    let reported = ended(delivery.as_ref()).is_none();
+    if reported {
+        if order.order_status != OrderStatus::Delivering {
+            return Err(not_in_delivery(&order));
+        }
+        target.report_delivery(&order, outcome).await?;
+    }
+    target.settle_final(&order, deadline).await?;
+    let (order, delivery) = state().await?;
+    judge(outcome, reported, order, delivery.as_ref(), timeout)
+}
+
+/// How a delivery ended; `None` while it is under way (or when there is none).
+fn ended(delivery: Option<&Delivery>) -> Option<Outcome> {
+    delivery.and_then(|delivery| Outcome::of(delivery.status))
+}
+
+/// The outcome of a delivery or cancellation, from the order and its delivery once
+/// settled: success only when the delivery ended as asked after this command reported
+/// it.
+fn judge(
+    asked: Outcome,
+    reported: bool,
+    order: Order,
+    delivery: Option<&Delivery>,
+    timeout: Duration,
+) -> Result<Order> {
+    let refusal = match ended(delivery) {
+        Some(won) if won == asked && reported => {
+            return if order.order_status.is_terminal() {
+                Ok(order)
+            } else {
+                Err(not_settled(&order, timeout))
+            };
+        }
+        Some(won) => {
+            let not = if won == asked {
+                String::new()
+            } else {
+                format!("; not {}", asked.as_str())
+            };
+            format!(
+                "order {} was already {} ({}){not}",
+                order.order_id,
+                won.as_str(),
+                order.order_status
+            )
+        }
+        None if order.order_status.is_terminal() => format!(
+            "order {} is {} but its delivery has not ended",
+            order.order_id, order.order_status
+        ),
+        None => return Err(not_settled(&order, timeout)),
+    };
+    Err(CliError::service(refusal).hint(format!(
+        "see what happened with `ewf events --order {}`",
+        order.order_id
+    )))
+}
+
+/// The refusal of an order that is not in delivery, naming its status.
+fn not_in_delivery(order: &Order) -> CliError {
+    CliError::service(format!(
+        "order {} is {}, not DELIVERING",
+        order.order_id, order.order_status
+    ))
+    .hint(format!(
+        "only an order in delivery can be delivered or canceled; see `ewf order describe {} {}`",
+        order.customer_id, order.order_id
+    ))
 }
 
 /// The error for an order that is not there, naming both ids.
@@ -272,4 +369,98 @@ fn causes(err: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::Exit;
+    use ewf_domain::{Address, DeliveryStatus, OrderDetail};
+
+    /// The judgement on an order in `status` whose delivery is in `delivery` (none: no
+    /// delivery record), for a command that asked for `asked`.
+    fn judged(
+        asked: Outcome,
+        reported: bool,
+        status: OrderStatus,
+        delivery: Option<DeliveryStatus>,
+    ) -> Result<Order> {
+        let detail = OrderDetail::new(
+            CustomerId::parse("customer-1").unwrap(),
+            OrderId::parse("01KDX8Q7V3M2N4P6R8S0T2W4Y6").unwrap(),
+            ItemId::parse("item-1").unwrap(),
+        );
+        let order = Order {
+            order_status: status,
+            ..Order::new(&detail, Mode::Events, chrono::Utc::now())
+        };
+        let delivery = delivery.map(|status| Delivery {
+            customer_id: order.customer_id.clone(),
+            order_id: order.order_id.clone(),
+            address: Address::parse("Millbank").unwrap(),
+            status,
+            mode: Mode::Events,
+            task_token: None,
+            created_at: order.order_date,
+            updated_at: order.order_date,
+        });
+        judge(
+            asked,
+            reported,
+            order,
+            delivery.as_ref(),
+            Duration::from_secs(60),
+        )
+    }
+
+    fn refusal(judged: Result<Order>) -> String {
+        let err = judged.unwrap_err();
+        assert_eq!(err.exit, Exit::Service, "{}", err.message);
+        err.message
+    }
+
+    #[test]
+    fn a_cancellation_wins_even_when_its_compensation_failed() {
+        // The compensation failed: the order is FAILED, its delivery CANCELED.
+        let (failed, canceled) = (OrderStatus::Failed, Some(DeliveryStatus::Canceled));
+        let won = judged(Outcome::Canceled, true, failed, canceled).unwrap();
+        assert_eq!(won.order_status, OrderStatus::Failed);
+        let lost = refusal(judged(Outcome::Delivered, true, failed, canceled));
+        assert!(
+            lost.starts_with(
+                "order 01KDX8Q7V3M2N4P6R8S0T2W4Y6 was already canceled (FAILED); not delivered — "
+            ),
+            "{lost}"
+        );
+    }
+
+    #[test]
+    fn a_delivery_that_had_ended_before_the_request_is_a_refusal() {
+        let delivered = Some(DeliveryStatus::Delivered);
+        let late = refusal(judged(
+            Outcome::Delivered,
+            false,
+            OrderStatus::Delivered,
+            delivered,
+        ));
+        assert!(
+            late.starts_with(
+                "order 01KDX8Q7V3M2N4P6R8S0T2W4Y6 was already delivered (DELIVERED) — "
+            ),
+            "{late}"
+        );
+    }
+
+    #[test]
+    fn an_order_still_on_its_way_did_not_settle() {
+        // No delivery, one under way, or delivered as asked but the order not caught up.
+        for delivery in [
+            None,
+            Some(DeliveryStatus::Delivering),
+            Some(DeliveryStatus::Delivered),
+        ] {
+            let waited = judged(Outcome::Delivered, true, OrderStatus::Delivering, delivery);
+            assert_eq!(waited.unwrap_err().exit, Exit::Expectation, "{delivery:?}");
+        }
+    }
 }
