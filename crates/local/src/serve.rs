@@ -21,12 +21,29 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), LocalError> {
+    // Between requests, the stack still runs what falls due (retries, timeouts, the
+    // sweep of orders past their deadline), as AWS would.
+    let ticking = stack.clone();
+    let ticker = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(TICK);
+        loop {
+            tick.tick().await;
+            if let Err(err) = ticking.drain().await {
+                tracing::error!(error = %err, "local stack drain failed");
+            }
+        }
+    });
     let app = Router::new().fallback(route).with_state(stack);
-    axum::serve(listener, app)
+    let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
-        .map_err(|err| LocalError::Workflow(format!("http server: {err}")))
+        .map_err(|err| LocalError::Workflow(format!("http server: {err}")));
+    ticker.abort();
+    served
 }
+
+/// How often the server runs the stack's due work between requests.
+const TICK: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Binds 127.0.0.1 (never another interface) on `port` (0: any free port).
 pub async fn bind(port: u16) -> std::io::Result<(tokio::net::TcpListener, SocketAddr)> {
