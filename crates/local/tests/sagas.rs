@@ -520,3 +520,34 @@ async fn an_order_stuck_past_its_deadline_is_compensated_in_both_modes() {
         (before.available, before.reserved)
     );
 }
+
+#[tokio::test]
+async fn an_item_deleted_mid_saga_fails_the_order_alike_in_both_modes() {
+    let state = TempState::new("vanishing");
+    let stack = open(&state).await;
+    stack.set_fail_probability(0.0).unwrap();
+    // The item disappears (deleted by hand) right after each reservation of it.
+    let db = rusqlite::Connection::open(state.0.join(STATE_FILE)).unwrap();
+    db.execute_batch(
+        "CREATE TRIGGER item_vanishes AFTER INSERT ON ledger
+         WHEN NEW.step_key LIKE 'Inventory#%#reserve' AND NEW.outcome NOT LIKE '%Err%'
+         BEGIN DELETE FROM items WHERE item_id = 'item-2'; END;",
+    )
+    .unwrap();
+    let mut ended = Vec::new();
+    for mode in [Mode::Events, Mode::Workflow] {
+        // Seeded again: the previous run deleted it.
+        stack.seed(&data(), true).await.unwrap();
+        let order = stack
+            .create_order(mode, &customer("customer-2"), &item("item-2"), SETTLE)
+            .await
+            .unwrap();
+        // A missing item is one not available, whichever step finds it gone.
+        assert_eq!(order.order_status, OrderStatus::ItemNotAvailable, "{mode}");
+        assert_eq!(order.payment_id, None, "{mode}: nothing was paid");
+        ended.push((order.order_status, order.failure_reason));
+    }
+    assert_eq!(ended[0], ended[1]);
+    assert_eq!(ended[0].1.as_deref(), Some("Item item-2 not found"));
+    assert!(stack.dead_letters(None).unwrap().is_empty());
+}

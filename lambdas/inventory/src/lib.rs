@@ -206,7 +206,7 @@ impl InventoryService {
                         let events = move_events(movement, announcement, &order, moved);
                         step::announce(&*self.bus, events).await
                     }
-                    Answer::Reply => Reply::outcome(moved.map(|()| order)),
+                    Answer::Reply => Reply::outcome(compensated(movement, moved).map(|()| order)),
                 }
             }
         }
@@ -296,10 +296,23 @@ impl InventoryService {
 /// why not. Events and replies are made from it, so a replay makes the same ones.
 type Moved = Result<(), RecordedError>;
 
+/// A compensation that finds nothing to undo is complete (the item is gone, or holds
+/// nothing of the order's): the workflow goes on as the choreography does.
+fn compensated(movement: StockMove, moved: Moved) -> Moved {
+    match (movement, moved) {
+        (StockMove::Unreserve | StockMove::Return, Err(refused)) => {
+            tracing::warn!(reason = %refused.message, ?movement, "nothing to undo; the compensation goes on");
+            Ok(())
+        }
+        (_, moved) => moved,
+    }
+}
+
 /// What the choreography hears of an order's stock move. A refused reservation ends
 /// the order. A refused release still completes the compensation, so that the order
 /// reaches its final status. A refused removal (the reservation was released by hand)
-/// fails the paid order: ErrorItemRemoved has the payment refunded.
+/// fails the paid order: ErrorItemRemoved has what is left of the reservation released
+/// and the payment refunded.
 fn move_events(
     movement: StockMove,
     announcement: DetailType,
@@ -307,7 +320,7 @@ fn move_events(
     moved: Moved,
 ) -> Vec<BusEvent> {
     let announced = || vec![BusEvent::new(SOURCE, announcement, order)];
-    let refused = match moved {
+    let refused = match compensated(movement, moved) {
         Ok(()) => return announced(),
         Err(refused) => refused,
     };
@@ -320,11 +333,8 @@ fn move_events(
             });
             vec![BusEvent::new(SOURCE, DetailType::ItemNotAvailable, &failed)]
         }
-        StockMove::Unreserve | StockMove::Return => {
-            tracing::warn!(order = %order.order_id, reason = %refused.message, "stock move refused; the compensation goes on");
-            announced()
-        }
-        StockMove::Remove => {
+        // A refused removal (the only refusal left: compensations complete).
+        StockMove::Remove | StockMove::Unreserve | StockMove::Return => {
             let mut failed = order.clone();
             failed.failure = Some(Failure {
                 status: OrderStatus::Failed,

@@ -818,3 +818,44 @@ async fn settled_orders_and_workflow_orders_are_never_timed_out() {
     assert_eq!(harness.sweep().await["timedOut"], json!([]));
     assert!(harness.bus.published().is_empty());
 }
+
+#[tokio::test]
+async fn the_workflow_records_what_its_compensation_left_undone() {
+    let lambda_cause = |message: &str| {
+        json!({"errorType": "ServiceUnavailable", "errorMessage": message}).to_string()
+    };
+    let undone = |field: &str, message: &str| {
+        let mut detail = serde_json::to_value(paid()).unwrap();
+        detail[field] = json!({"Error": "ServiceUnavailable", "Cause": lambda_cause(message)});
+        detail
+    };
+    // A canceled delivery whose refund failed after its retries.
+    let harness = Harness::new();
+    invoke(&harness.service, invocation("create", &paid()))
+        .await
+        .unwrap();
+    let mut canceled = json!({"action": "advance", "status": "CANCELED"});
+    canceled["order"] = undone("refundError", "payments are down");
+    invoke(&harness.service, canceled).await.unwrap();
+    let order = harness.order().await.unwrap();
+    assert_eq!(order.order_status, OrderStatus::CompensationFailed);
+    assert_eq!(
+        order.failure_reason.as_deref(),
+        Some("delivery canceled; payment not refunded: payments are down")
+    );
+
+    // A failure whose release failed: the failure's reason, then what is left undone.
+    let harness = Harness::new();
+    invoke(&harness.service, invocation("create", &paid()))
+        .await
+        .unwrap();
+    let mut failed = json!({"action": "fail", "error": {"Error": "CustomerNotFound", "Cause": "Customer customer-1 not found"}});
+    failed["order"] = undone("releaseError", "inventory is down");
+    invoke(&harness.service, failed).await.unwrap();
+    let order = harness.order().await.unwrap();
+    assert_eq!(order.order_status, OrderStatus::CompensationFailed);
+    assert_eq!(
+        order.failure_reason.as_deref(),
+        Some("Customer customer-1 not found; item not released: inventory is down")
+    );
+}
