@@ -52,6 +52,7 @@ pub mod ports;
 pub mod saga;
 pub mod sample;
 pub mod step;
+pub mod work;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
