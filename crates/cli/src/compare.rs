@@ -146,10 +146,7 @@ pub async fn run(global: &Global, output: &Output, args: CompareArgs) -> Result<
     let mut rows = Vec::new();
     let mut result = Ok(());
     for scenario in &scenarios {
-        if let Err(err) = target
-            .set_fail_probability(scenario.fail_probability)
-            .await
-        {
+        if let Err(err) = target.set_fail_probability(scenario.fail_probability).await {
             result = Err(err);
             break;
         }
@@ -179,7 +176,12 @@ pub async fn run(global: &Global, output: &Output, args: CompareArgs) -> Result<
         region: prices.region.clone(),
         currency: prices.currency.clone(),
         memory_mb: LAMBDA_MEMORY_MB,
-        notes: if counted { COUNTED_NOTES } else { DERIVED_NOTES }.to_vec(),
+        notes: if counted {
+            COUNTED_NOTES
+        } else {
+            DERIVED_NOTES
+        }
+        .to_vec(),
         rows,
     };
     match global.output {
@@ -196,7 +198,9 @@ pub async fn run(global: &Global, output: &Output, args: CompareArgs) -> Result<
             row.mode,
             row.first_unexpected.as_deref().unwrap_or("")
         ))
-        .hint("look at the order with `ewf events --order <id>`; `ewf demo` checks every scenario"));
+        .hint(
+            "look at the order with `ewf events --order <id>`; `ewf demo` checks every scenario",
+        ));
     }
     Ok(())
 }
@@ -209,12 +213,18 @@ fn read_prices(path: Option<&Path>) -> Result<PriceTable> {
         });
     };
     let text = std::fs::read_to_string(path).map_err(|err| {
-        CliError::new(Exit::Usage, format!("cannot read {}: {err}", path.display()))
-            .hint("--prices needs a JSON file shaped as data/prices.json")
+        CliError::new(
+            Exit::Usage,
+            format!("cannot read {}: {err}", path.display()),
+        )
+        .hint("--prices needs a JSON file shaped as data/prices.json")
     })?;
     PriceTable::parse(&text).map_err(|err| {
-        CliError::new(Exit::Usage, format!("{} is no price table: {err}", path.display()))
-            .hint("shape it as data/prices.json")
+        CliError::new(
+            Exit::Usage,
+            format!("{} is no price table: {err}", path.display()),
+        )
+        .hint("shape it as data/prices.json")
     })
 }
 
@@ -232,8 +242,10 @@ fn chosen(list: Option<&str>) -> Result<Vec<&'static Scenario>> {
                 .find(|scenario| scenario.name.eq_ignore_ascii_case(name))
                 .ok_or_else(|| {
                     let names: Vec<_> = SCENARIOS.iter().map(|scenario| scenario.name).collect();
-                    CliError::new(Exit::Usage, format!("no scenario {name:?}"))
-                        .hint(format!("--scenarios takes a comma-separated list of: {}", names.join(", ")))
+                    CliError::new(Exit::Usage, format!("no scenario {name:?}")).hint(format!(
+                        "--scenarios takes a comma-separated list of: {}",
+                        names.join(", ")
+                    ))
                 })
         })
         .collect()
@@ -325,9 +337,15 @@ fn millis(elapsed: Duration) -> f64 {
 fn by_service(row: &Row) -> Vec<(&'static str, Option<Decimal>)> {
     let mut services: Vec<(&'static str, Option<Decimal>)> = Vec::new();
     for line in &row.cost {
-        match services.iter_mut().find(|(service, _)| *service == line.service) {
+        match services
+            .iter_mut()
+            .find(|(service, _)| *service == line.service)
+        {
             Some((_, sum)) => {
-                *sum = sum.zip(line.per_million_orders).map(|(a, b)| a + b).or(*sum);
+                *sum = sum
+                    .zip(line.per_million_orders)
+                    .map(|(a, b)| a + b)
+                    .or(*sum);
             }
             None => services.push((line.service, line.per_million_orders)),
         }
@@ -349,8 +367,14 @@ fn summary_cells(row: &Row) -> Vec<String> {
     vec![
         row.scenario.to_owned(),
         row.mode.to_string(),
-        format!("{:.1} / {:.1} / {:.1}", row.settle.p50_ms, row.settle.p90_ms, row.settle.p99_ms),
-        format!("{:.1} / {:.1} / {:.1}", row.finish.p50_ms, row.finish.p90_ms, row.finish.p99_ms),
+        format!(
+            "{:.1} / {:.1} / {:.1}",
+            row.settle.p50_ms, row.settle.p90_ms, row.settle.p99_ms
+        ),
+        format!(
+            "{:.1} / {:.1} / {:.1}",
+            row.finish.p50_ms, row.finish.p90_ms, row.finish.p99_ms
+        ),
         each.invocations.to_string(),
         each.transitions.to_string(),
         format!("{} / {}", each.events, opt(each.deliveries)),
@@ -443,7 +467,10 @@ fn markdown(report: &Report) -> String {
         report.memory_mb
     );
     let header: Vec<String> = SUMMARY.iter().map(|cell| (*cell).to_owned()).collect();
-    text.push_str(&markdown_table(&header, report.rows.iter().map(summary_cells)));
+    text.push_str(&markdown_table(
+        &header,
+        report.rows.iter().map(summary_cells),
+    ));
     if let Some(first) = report.rows.first() {
         text.push_str(&format!(
             "\n\n### Cost per million orders ({})\n\n",
@@ -469,10 +496,17 @@ fn markdown(report: &Report) -> String {
                 .invocations
                 .iter()
                 .map(|(function, count)| {
-                    format!("{function} {}", (Decimal::from(*count) / orders).round_dp(2).normalize())
+                    format!(
+                        "{function} {}",
+                        (Decimal::from(*count) / orders).round_dp(2).normalize()
+                    )
                 })
                 .collect();
-            vec![row.scenario.to_owned(), row.mode.to_string(), functions.join(", ")]
+            vec![
+                row.scenario.to_owned(),
+                row.mode.to_string(),
+                functions.join(", "),
+            ]
         }),
     ));
     text.push_str("\n\n### How the figures were obtained\n\n");
@@ -511,7 +545,11 @@ mod tests {
 
     #[test]
     fn scenarios_are_chosen_by_the_demos_names() {
-        let names: Vec<_> = chosen(Some("delivered, Canceled")).unwrap().iter().map(|s| s.name).collect();
+        let names: Vec<_> = chosen(Some("delivered, Canceled"))
+            .unwrap()
+            .iter()
+            .map(|s| s.name)
+            .collect();
         assert_eq!(names, ["delivered", "canceled"]);
         assert_eq!(chosen(None).unwrap().len(), SCENARIOS.len());
         assert_eq!(chosen(Some("lost")).unwrap_err().exit, Exit::Usage);

@@ -30,6 +30,7 @@ const FAR_CUSTOMER: &str = "demo-far-customer";
 /// How long one order may take to settle.
 const SETTLE: Duration = Duration::from_secs(30);
 
+#[derive(Debug)]
 pub struct Scenario {
     pub name: &'static str,
     pub customer: &'static str,

@@ -48,7 +48,11 @@ pub fn sequence(timeline: &Timeline) -> String {
             Line::Compensation(why) if !shaded => {
                 shaded = true;
                 let _ = writeln!(text, "    {COMPENSATION}");
-                let _ = writeln!(text, "    Note over {CLIENT}: compensation: {}", clean(&why));
+                let _ = writeln!(
+                    text,
+                    "    Note over {CLIENT}: compensation: {}",
+                    clean(&why)
+                );
             }
             Line::Compensation(_) => {}
             Line::Message {
@@ -116,7 +120,10 @@ fn starts_compensation(kind: &str) -> bool {
 /// target but the event store (which gets every event).
 fn choreography(entries: &[TimelineEntry]) -> Vec<Line> {
     let mut lines = Vec::new();
-    if entries.first().is_some_and(|entry| entry.kind == "OrderCreated") {
+    if entries
+        .first()
+        .is_some_and(|entry| entry.kind == "OrderCreated")
+    {
         lines.push(message(CLIENT, "Order", "->>", "GET /order/create"));
     }
     for entry in entries {
@@ -167,7 +174,12 @@ fn orchestration(entries: &[TimelineEntry]) -> Vec<Line> {
                     .map_or_else(|| "Unknown".to_owned(), |name| name.to_string());
                 let action = parameters["Payload"]["action"].as_str().unwrap_or("invoke");
                 let arrow = if waits { "-)" } else { "->>" };
-                lines.push(message(MACHINE, &function, arrow, format!("{action} ({state})")));
+                lines.push(message(
+                    MACHINE,
+                    &function,
+                    arrow,
+                    format!("{action} ({state})"),
+                ));
             }
             "TaskSucceeded" if waits => {
                 lines.push(message(&function, MACHINE, "-)", "SendTaskSuccess"));
@@ -234,12 +246,17 @@ pub fn check(text: &str) -> Result<(), String> {
             let Some((ends, label)) = line.split_once(": ") else {
                 return fail("neither a message nor a known statement");
             };
-            let Some((from, arrow, to)) = ARROWS.iter().find_map(|arrow| {
-                ends.split_once(arrow).map(|(from, to)| (from, *arrow, to))
-            }) else {
+            let Some((from, arrow, to)) = ARROWS
+                .iter()
+                .find_map(|arrow| ends.split_once(arrow).map(|(from, to)| (from, *arrow, to)))
+            else {
                 return fail("a message without a known arrow");
             };
-            if arrow.is_empty() || !participants.contains(&from) || !participants.contains(&to) || !is_text(label) {
+            if arrow.is_empty()
+                || !participants.contains(&from)
+                || !participants.contains(&to)
+                || !is_text(label)
+            {
                 return fail("a message between undeclared participants or without text");
             }
         }
@@ -248,5 +265,77 @@ pub fn check(text: &str) -> Result<(), String> {
         Ok(())
     } else {
         Err("a block is not closed".into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::demo::{SCENARIOS, demo_data};
+    use crate::targets::local::LocalTarget;
+    use crate::targets::{Target, finish_delivery};
+    use ewf_domain::{CustomerId, ItemId, OrderStatus};
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn every_scenario_of_both_modes_draws_a_well_formed_diagram() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = LocalTarget::open(dir.path().to_path_buf(), Some(3)).unwrap();
+        target.seed(&demo_data(), true).await.unwrap();
+        let settle = Duration::from_secs(60);
+        for scenario in SCENARIOS {
+            target
+                .set_fail_probability(scenario.fail_probability)
+                .await
+                .unwrap();
+            let customer = CustomerId::parse(scenario.customer).unwrap();
+            let item = ItemId::parse(scenario.item).unwrap();
+            for mode in [Mode::Workflow, Mode::Events] {
+                let mut order = target
+                    .start_order(mode, &customer, &item, true, settle)
+                    .await
+                    .unwrap();
+                if let Some(outcome) = scenario.finish {
+                    order = finish_delivery(&target, &customer, &order.order_id, outcome, settle)
+                        .await
+                        .unwrap();
+                }
+                assert_eq!(order.order_status, scenario.expected, "{}", scenario.name);
+                let timeline = target.timeline(&order.order_id).await.unwrap().unwrap();
+                let drawn = sequence(&timeline);
+                check(&drawn)
+                    .unwrap_or_else(|err| panic!("{} ({mode}): {err}\n{drawn}", scenario.name));
+                // A failure or a cancellation shows its compensation; a delivery has none.
+                let compensates = scenario.expected != OrderStatus::Delivered;
+                assert_eq!(
+                    drawn.contains(COMPENSATION),
+                    compensates,
+                    "{}\n{drawn}",
+                    scenario.name
+                );
+                let messages = drawn
+                    .lines()
+                    .filter(|line| line.contains(": ") && !line.contains("Note"))
+                    .count();
+                assert!(messages >= 3, "{}: {drawn}", scenario.name);
+            }
+        }
+    }
+
+    #[test]
+    fn the_check_refuses_what_mermaid_would() {
+        let good =
+            "sequenceDiagram\n    participant A as a\n    participant B as b\n    A->>B: hello\n";
+        assert_eq!(check(good), Ok(()));
+        for bad in [
+            "graph TD\n",
+            "sequenceDiagram\n    participant A as a\n    A->>C: hello\n",
+            "sequenceDiagram\n    participant A as a\n    A=>A: hello\n",
+            "sequenceDiagram\n    participant A as a\n    A->>A: a; b\n",
+            "sequenceDiagram\n    participant A as a\n    rect rgb(1, 2, 3)\n    A->>A: x\n",
+            "sequenceDiagram\n    participant A as a\n    end\n",
+        ] {
+            assert!(check(bad).is_err(), "{bad}");
+        }
     }
 }

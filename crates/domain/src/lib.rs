@@ -52,9 +52,9 @@ pub mod ports;
 pub mod saga;
 pub mod sample;
 pub mod step;
-pub mod work;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
+pub mod work;
 
 pub use error::{RecordedError, ServiceError, StoreError, WriteError};
 pub use ids::{Address, CustomerId, ItemId, OrderId, PaymentId};

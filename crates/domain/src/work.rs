@@ -39,7 +39,12 @@ fn value_size(value: &Value) -> u64 {
             digits.div_ceil(2) + 1
         }
         // Three bytes of overhead, one per element.
-        Value::Array(values) => 3 + values.iter().map(|value| 1 + value_size(value)).sum::<u64>(),
+        Value::Array(values) => {
+            3 + values
+                .iter()
+                .map(|value| 1 + value_size(value))
+                .sum::<u64>()
+        }
         Value::Object(attributes) => {
             3 + attributes
                 .iter()
@@ -225,20 +230,67 @@ pub fn cost_per_million(
 ) -> Vec<CostLine> {
     let orders = Decimal::from(orders.max(1));
     let per_order = |quantity: Option<u64>| quantity.map(|value| Decimal::from(value) / orders);
-    let gb_seconds = work.billed_ms.map(|ms| {
-        Decimal::from(ms) / MS_PER_SECOND * Decimal::from(memory_mb) / MB_PER_GB
-    });
-    let log_gb = work.log_bytes.map(|bytes| Decimal::from(bytes) / BYTES_PER_GB);
+    let gb_seconds = work
+        .billed_ms
+        .map(|ms| Decimal::from(ms) / MS_PER_SECOND * Decimal::from(memory_mb) / MB_PER_GB);
+    let log_gb = work
+        .log_bytes
+        .map(|bytes| Decimal::from(bytes) / BYTES_PER_GB);
     let lines: [(&'static str, &'static str, Option<Decimal>, &UnitPrice); 9] = [
-        ("Lambda", "requests", per_order(Some(work.invocation_total())), &prices.lambda_requests),
-        ("Lambda", "duration (GB-s)", gb_seconds.map(|gb| gb / orders), &prices.lambda_gb_seconds),
-        ("Step Functions", "state transitions", per_order(Some(work.transitions)), &prices.state_transitions),
-        ("EventBridge", "events published", per_order(Some(work.events)), &prices.events_published),
-        ("DynamoDB", "read units", per_order(work.read_units), &prices.read_units),
-        ("DynamoDB", "write units", per_order(work.write_units), &prices.write_units),
-        ("API Gateway", "HTTP API requests", per_order(Some(work.http_requests)), &prices.http_api_requests),
-        ("API Gateway", "REST API requests", per_order(Some(work.rest_requests)), &prices.rest_api_requests),
-        ("CloudWatch Logs", "ingested (GB)", log_gb.map(|gb| gb / orders), &prices.log_ingestion_gb),
+        (
+            "Lambda",
+            "requests",
+            per_order(Some(work.invocation_total())),
+            &prices.lambda_requests,
+        ),
+        (
+            "Lambda",
+            "duration (GB-s)",
+            gb_seconds.map(|gb| gb / orders),
+            &prices.lambda_gb_seconds,
+        ),
+        (
+            "Step Functions",
+            "state transitions",
+            per_order(Some(work.transitions)),
+            &prices.state_transitions,
+        ),
+        (
+            "EventBridge",
+            "events published",
+            per_order(Some(work.events)),
+            &prices.events_published,
+        ),
+        (
+            "DynamoDB",
+            "read units",
+            per_order(work.read_units),
+            &prices.read_units,
+        ),
+        (
+            "DynamoDB",
+            "write units",
+            per_order(work.write_units),
+            &prices.write_units,
+        ),
+        (
+            "API Gateway",
+            "HTTP API requests",
+            per_order(Some(work.http_requests)),
+            &prices.http_api_requests,
+        ),
+        (
+            "API Gateway",
+            "REST API requests",
+            per_order(Some(work.rest_requests)),
+            &prices.rest_api_requests,
+        ),
+        (
+            "CloudWatch Logs",
+            "ingested (GB)",
+            log_gb.map(|gb| gb / orders),
+            &prices.log_ingestion_gb,
+        ),
     ];
     lines
         .into_iter()
@@ -364,7 +416,10 @@ mod tests {
             ..Work::default()
         };
         let done = later.since(&earlier);
-        assert_eq!(done.invocations, [("Add".to_owned(), 1), ("Order".to_owned(), 2)].into());
+        assert_eq!(
+            done.invocations,
+            [("Add".to_owned(), 1), ("Order".to_owned(), 2)].into()
+        );
         assert_eq!(done.billed_ms, Some(4));
         assert_eq!(done.events, 0);
         assert_eq!(done.plus(&done).invocation_total(), 6);
@@ -374,6 +429,11 @@ mod tests {
     fn the_builtin_price_table_reads() {
         let table = PriceTable::builtin().unwrap();
         assert_eq!(table.currency, "USD");
-        assert!(table.lambda_requests.source.starts_with("https://aws.amazon.com/"));
+        assert!(
+            table
+                .lambda_requests
+                .source
+                .starts_with("https://aws.amazon.com/")
+        );
     }
 }

@@ -5,8 +5,8 @@ use crate::asl::{AslError, Executions};
 use crate::bus::LocalBus;
 use crate::metering::{Api, Meter, Metered};
 use async_trait::async_trait;
-use ewf_domain::StoreError;
 use ewf_domain::ServiceError;
+use ewf_domain::StoreError;
 use ewf_domain::entry::{self, Function, FunctionError, HttpRequest, Input, Reply};
 use ewf_domain::estimate::Gazetteer;
 use ewf_domain::events::FunctionName;
@@ -120,7 +120,11 @@ impl Functions {
     }
 
     /// Calls a function through its HTTP API route, as API Gateway would.
-    pub async fn http(&self, name: FunctionName, request: HttpRequest) -> Result<Reply, ServiceError> {
+    pub async fn http(
+        &self,
+        name: FunctionName,
+        request: HttpRequest,
+    ) -> Result<Reply, ServiceError> {
         self.meter.request(Api::Http);
         self.counted(name, self.get(name).handle(Input::Http(request)))
             .await

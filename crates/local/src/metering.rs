@@ -195,7 +195,10 @@ impl<T: ?Sized> Metered<T> {
     }
 
     /// Counts a read of what `found` holds.
-    fn found<R: Serialize>(&self, found: Result<Option<R>, StoreError>) -> Result<Option<R>, StoreError> {
+    fn found<R: Serialize>(
+        &self,
+        found: Result<Option<R>, StoreError>,
+    ) -> Result<Option<R>, StoreError> {
         if self.counting()
             && let Ok(record) = &found
         {
@@ -282,7 +285,11 @@ impl<T: InventoryStore + ?Sized> InventoryStore for Metered<T> {
     }
 
     async fn put(&self, item: &Item, overwrite: bool) -> Result<bool, StoreError> {
-        let result = self.inner.put(item, overwrite).await.map_err(WriteError::Store);
+        let result = self
+            .inner
+            .put(item, overwrite)
+            .await
+            .map_err(WriteError::Store);
         self.wrote(Some(item), None, false, result)
             .map_err(store_error)
     }

@@ -303,8 +303,9 @@ pub fn order_work(
         Mode::Workflow => {
             for entry in &timeline.entries {
                 if entry.kind == "TaskScheduled"
-                    && let Some(function) =
-                        entry.detail["parameters"]["FunctionName"].as_str().and_then(function_of)
+                    && let Some(function) = entry.detail["parameters"]["FunctionName"]
+                        .as_str()
+                        .and_then(function_of)
                 {
                     invoked(function);
                 }
@@ -330,7 +331,10 @@ pub fn order_work(
     }
     if timeline.mode == Mode::Workflow && requests.0 > 0 {
         // `ewf deliver` and `ewf cancel` call the delivery service's HTTP route.
-        *work.invocations.entry(FunctionName::Delivery.to_string()).or_default() += requests.0;
+        *work
+            .invocations
+            .entry(FunctionName::Delivery.to_string())
+            .or_default() += requests.0;
     }
     work
 }
