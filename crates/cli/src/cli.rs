@@ -17,8 +17,8 @@ says so). --local always picks the local stack.
 Exit codes:
   0    success
   1    an expectation was not met: --expect saw another status, the order did not settle
-       within --timeout (the order is still printed), or a demo check (parity,
-       conservation) failed
+       within --timeout (the order is still printed), a demo check (parity,
+       conservation) failed, or an order of `compare` did not end as its scenario does
   2    usage: a malformed option, id or value (e.g. a probability outside 0..1)
   3    not found: an unknown order or execution, or another lookup of something that
        is not there (an unknown customer on `order create` is no lookup: the saga runs
