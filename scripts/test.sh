@@ -43,3 +43,6 @@ scripts/check-template.sh --build
 
 step "ewf demo on the local stack"
 target/debug/ewf demo --rng-seed 42
+
+step "diagrams: ewf compare's and ewf events' Mermaid rendered by Mermaid"
+scripts/check-diagrams.sh

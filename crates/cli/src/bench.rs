@@ -256,7 +256,7 @@ fn summarise(
 }
 
 /// The nearest-rank percentile of sorted values.
-fn percentile(sorted: &[f64], fraction: f64) -> f64 {
+pub fn percentile(sorted: &[f64], fraction: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
     }

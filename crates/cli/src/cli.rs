@@ -17,8 +17,8 @@ says so). --local always picks the local stack.
 Exit codes:
   0    success
   1    an expectation was not met: --expect saw another status, the order did not settle
-       within --timeout (the order is still printed), or a demo check (parity,
-       conservation) failed
+       within --timeout (the order is still printed), a demo check (parity,
+       conservation) failed, or an order of `compare` did not end as its scenario does
   2    usage: a malformed option, id or value (e.g. a probability outside 0..1)
   3    not found: an unknown order or execution, or another lookup of something that
        is not there (an unknown customer on `order create` is no lookup: the saga runs
@@ -48,9 +48,18 @@ JSON output (--output json): one document on stdout; fields marked ? may be abse
                          when the letter holds no event), the service it failed to reach,
                          and the event as that service received it
   dead-letters redrive   {redriven, deadLetters: [letter]}: the letters published again
+  compare                {target, date, ordersPerScenario, region, currency, memoryMb,
+                         notes, rows: [{scenario, mode, orders, unexpected, settle, finish
+                         ({p50Ms, p90Ms, p99Ms}), work {invocations: {function: n},
+                         billedMs?, transitions, events, deliveries?, readUnits?,
+                         writeUnits?, httpRequests, restRequests, logBytes?}, perOrder,
+                         cost: [{service, item, perOrder?, perMillionOrders?}],
+                         costPerMillionOrders, diagram?}]}: a figure the target cannot
+                         count is null and not priced; --output markdown: a report
   events                 {orderId, mode, customerId?,
                          entries: [{id, time, type, source, detail}]};
-                         with --follow, one entry object per line instead.
+                         with --follow, one entry object per line instead;
+                         --output mermaid: a sequence diagram.
                          Events mode: a stored event (id, detail-type, source, detail).
                          Workflow mode: an execution history event, alike on both targets:
                          its id and type; source the state's name (state events) or the
@@ -100,7 +109,8 @@ pub struct Global {
     /// Send every AWS request to this endpoint (an emulator such as moto).
     #[arg(long, global = true, value_name = "URL")]
     pub endpoint_url: Option<String>,
-    /// Output format: tables for people, or JSON for scripts (shapes in `ewf --help`).
+    /// Output format: tables for people, or JSON for scripts (shapes in `ewf --help`);
+    /// markdown for `compare`, mermaid for `events`.
     #[arg(long, global = true, value_enum, default_value_t = Format::Table)]
     pub output: Format,
 }
@@ -109,6 +119,10 @@ pub struct Global {
 pub enum Format {
     Table,
     Json,
+    /// A report to paste into a document (`compare`).
+    Markdown,
+    /// A sequence diagram (`events`).
+    Mermaid,
 }
 
 #[derive(Debug, Subcommand)]
@@ -189,6 +203,22 @@ pub enum Command {
         /// Which saga to measure.
         #[arg(long, value_enum, default_value_t = BenchMode::Both)]
         mode: BenchMode,
+    },
+    /// The two sagas side by side: orders of every scenario in both modes, one at a
+    /// time, with the latency to settle and finish (p50/p90/p99), the work one order
+    /// costs (invocations, transitions, events, capacity units, API requests), its cost
+    /// per million orders from a price table, and a diagram of one order
+    /// (--output markdown). Runs on the local stack unless a stack is given.
+    Compare {
+        /// Orders per scenario and mode.
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+        orders: u32,
+        /// Comma-separated scenarios, named as in `ewf demo` [default: all].
+        #[arg(long, value_name = "LIST")]
+        scenarios: Option<String>,
+        /// Unit prices (JSON shaped as data/prices.json) [default: built in, us-east-1].
+        #[arg(long, value_name = "FILE")]
+        prices: Option<PathBuf>,
     },
     /// The embedded local stack.
     #[command(subcommand)]

@@ -1,14 +1,14 @@
 //! The everyday commands: seed, orders, deliveries, the payment setting, timelines,
 //! stack outputs, the local server and completions.
 
-use crate::cli::{Cli, Command, FinishArgs, Global, LocalCommand, OrderArgs, OrderCommand};
+use crate::cli::{Cli, Command, FinishArgs, Format, Global, LocalCommand, OrderArgs, OrderCommand};
 use crate::error::{CliError, Exit, Result};
 use crate::output::Output;
 use crate::targets::local::LocalTarget;
 use crate::targets::{
     Outcome, Target, Timeline, TimelineEntry, finish_delivery, not_settled, order_not_found,
 };
-use crate::{bench, dead_letters, demo, deploy, interruptible};
+use crate::{bench, compare, dead_letters, demo, deploy, diagram, interruptible};
 use clap::CommandFactory;
 use comfy_table::{Cell, Table};
 use ewf_domain::sample::SampleData;
@@ -31,6 +31,7 @@ pub async fn run(cli: Cli, output: &Output) -> Result<()> {
 }
 
 async fn dispatch(global: &Global, output: &Output, command: Command) -> Result<()> {
+    supported(&command, global.output)?;
     match command {
         Command::Seed { reset, data } => seed(global, output, reset, data.as_deref()).await,
         Command::Order(OrderCommand::Create {
@@ -108,12 +109,41 @@ async fn dispatch(global: &Global, output: &Output, command: Command) -> Result<
             concurrency,
             mode,
         } => bench::run(output, orders, concurrency, mode.modes()).await,
+        Command::Compare {
+            orders,
+            scenarios,
+            prices,
+        } => {
+            let args = compare::CompareArgs {
+                orders,
+                scenarios,
+                prices,
+            };
+            compare::run(global, output, args).await
+        }
         Command::Local(LocalCommand::Serve { port }) => serve(global, output, port).await,
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "ewf", &mut std::io::stdout());
             Ok(())
         }
     }
+}
+
+/// Markdown is for `compare` only, mermaid for `events` only (not `--follow`).
+fn supported(command: &Command, format: Format) -> Result<()> {
+    let fits = match format {
+        Format::Table | Format::Json => true,
+        Format::Markdown => matches!(command, Command::Compare { .. }),
+        Format::Mermaid => matches!(command, Command::Events { follow: false, .. }),
+    };
+    if fits {
+        return Ok(());
+    }
+    Err(CliError::new(
+        Exit::Usage,
+        "--output markdown is for `ewf compare`, --output mermaid for `ewf events` (without --follow)",
+    )
+    .hint("use --output table or json here"))
 }
 
 async fn seed(global: &Global, output: &Output, reset: bool, data: Option<&Path>) -> Result<()> {
@@ -268,6 +298,10 @@ async fn events(global: &Global, output: &Output, order: &OrderId, follow: bool)
         CliError::not_found(format!("no events and no execution found for order {order}"))
             .hint("check the order id (`ewf order create` prints it); events appear once the order is created")
     })?;
+    if output.format() == Format::Mermaid {
+        output.print(diagram::sequence(&timeline).trim_end());
+        return Ok(());
+    }
     if !follow {
         output.show(&timeline, |timeline| timeline_table(output, timeline));
         return Ok(());

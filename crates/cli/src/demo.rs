@@ -30,16 +30,17 @@ const FAR_CUSTOMER: &str = "demo-far-customer";
 /// How long one order may take to settle.
 const SETTLE: Duration = Duration::from_secs(30);
 
-struct Scenario {
-    name: &'static str,
-    customer: &'static str,
-    item: &'static str,
-    fail_probability: f64,
-    finish: Option<Outcome>,
-    expected: OrderStatus,
+#[derive(Debug)]
+pub struct Scenario {
+    pub name: &'static str,
+    pub customer: &'static str,
+    pub item: &'static str,
+    pub fail_probability: f64,
+    pub finish: Option<Outcome>,
+    pub expected: OrderStatus,
 }
 
-const SCENARIOS: &[Scenario] = &[
+pub const SCENARIOS: &[Scenario] = &[
     Scenario {
         name: "delivered",
         customer: "customer-1",
@@ -181,24 +182,7 @@ struct Report {
 }
 
 pub async fn run(global: &Global, output: &Output, rng_seed: Option<u64>) -> Result<()> {
-    // A temporary state directory lives as long as the demo.
-    let mut _scratch = None;
-    let target: Box<dyn Target> = match (global.named_stack(), &global.state_dir) {
-        (Some(settings), _) if !global.local => Box::new(AwsTarget::connect(&settings).await?),
-        (_, Some(dir)) => Box::new(LocalTarget::open(dir.clone(), rng_seed)?),
-        (_, None) => {
-            let dir = tempfile::Builder::new()
-                .prefix("ewf-demo-")
-                .tempdir()
-                .map_err(|err| {
-                    CliError::config(format!("cannot create a temporary directory: {err}"))
-                        .hint("pass --state-dir DIR")
-                })?;
-            let target = LocalTarget::open(dir.path().to_path_buf(), rng_seed)?;
-            _scratch = Some(dir);
-            Box::new(target)
-        }
-    };
+    let (target, _scratch) = open_target(global, rng_seed).await?;
     let data = demo_data();
     let spinner = output.spinner(format!("demo on the {}: seeding", target.describe()));
     target.seed(&data, true).await?;
@@ -252,9 +236,34 @@ pub async fn run(global: &Global, output: &Output, rng_seed: Option<u64>) -> Res
     )
 }
 
+/// The stack named by `--stack`, or a local stack: in `--state-dir`, or in a temporary
+/// directory that lives as long as the second value.
+pub async fn open_target(
+    global: &Global,
+    rng_seed: Option<u64>,
+) -> Result<(Box<dyn Target>, Option<tempfile::TempDir>)> {
+    Ok(match (global.named_stack(), &global.state_dir) {
+        (Some(settings), _) if !global.local => {
+            (Box::new(AwsTarget::connect(&settings).await?), None)
+        }
+        (_, Some(dir)) => (Box::new(LocalTarget::open(dir.clone(), rng_seed)?), None),
+        (_, None) => {
+            let dir = tempfile::Builder::new()
+                .prefix("ewf-scratch-")
+                .tempdir()
+                .map_err(|err| {
+                    CliError::config(format!("cannot create a temporary directory: {err}"))
+                        .hint("pass --state-dir DIR")
+                })?;
+            let target = LocalTarget::open(dir.path().to_path_buf(), rng_seed)?;
+            (Box::new(target), Some(dir))
+        }
+    })
+}
+
 /// The built-in sample data plus an item with no stock, an item priced at the limit
 /// of a payment, and a customer no delivery can reach.
-fn demo_data() -> SampleData {
+pub fn demo_data() -> SampleData {
     let mut data = SampleData::builtin();
     let items = [
         (

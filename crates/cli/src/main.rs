@@ -4,10 +4,12 @@
 mod bench;
 mod cli;
 mod commands;
+mod compare;
 mod config;
 mod dead_letters;
 mod demo;
 mod deploy;
+mod diagram;
 mod error;
 mod output;
 mod targets;

@@ -26,6 +26,10 @@ impl Output {
         }
     }
 
+    pub fn format(&self) -> Format {
+        self.format
+    }
+
     pub fn is_json(&self) -> bool {
         self.format == Format::Json
     }

@@ -759,7 +759,7 @@ fn the_demo_passes_its_checks() {
     let report = demo.json();
     assert_eq!(report["ok"], true, "{report}");
     let runs = report["runs"].as_array().unwrap();
-    assert_eq!(runs.len(), 10);
+    assert_eq!(runs.len(), 14); // seven scenarios, both modes
     let statuses: Vec<(&str, &str, &str)> = runs
         .iter()
         .map(|run| {

@@ -54,6 +54,7 @@ pub mod sample;
 pub mod step;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
+pub mod work;
 
 pub use error::{RecordedError, ServiceError, StoreError, WriteError};
 pub use ids::{Address, CustomerId, ItemId, OrderId, PaymentId};

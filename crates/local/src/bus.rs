@@ -10,6 +10,7 @@
 //! back forgets them with everything else it did.
 
 use crate::db::{self, Db};
+use crate::metering::Meter;
 use chrono::{DateTime, SecondsFormat, Utc};
 use ewf_domain::events::{BusEvent, FunctionName, SCHEDULE_SOURCE, SCHEDULED_EVENT, targets};
 use ewf_domain::ports::{Bus, Clock, Random};
@@ -109,6 +110,7 @@ pub struct LocalBus {
     copies: usize,
     /// Deliveries published in the open batch, not stored (see the module's notes).
     unstored: Arc<Mutex<VecDeque<Delivery>>>,
+    meter: Arc<Meter>,
 }
 
 fn stamp(time: Timestamp) -> String {
@@ -129,7 +131,13 @@ impl LocalBus {
             random,
             copies: if duplicate { 2 } else { 1 },
             unstored: Arc::default(),
+            meter: Arc::default(),
         })
+    }
+
+    /// Counts what is published with `meter`.
+    pub fn metered(self, meter: Arc<Meter>) -> Self {
+        Self { meter, ..self }
     }
 
     fn unstored(&self) -> MutexGuard<'_, VecDeque<Delivery>> {
@@ -377,6 +385,9 @@ impl Bus for LocalBus {
                 }
             }
         }
+        // One copy per rule target: a duplicate is the test knob's, not a delivery.
+        self.meter
+            .published(events.len(), deliveries.len() / self.copies);
         if self.db.in_batch() {
             self.unstored().extend(deliveries);
             return Ok(());

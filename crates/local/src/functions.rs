@@ -3,16 +3,18 @@
 
 use crate::asl::{AslError, Executions};
 use crate::bus::LocalBus;
+use crate::metering::{Api, Meter, Metered};
 use async_trait::async_trait;
+use ewf_domain::ServiceError;
 use ewf_domain::StoreError;
-use ewf_domain::entry::{self, Function, FunctionError};
+use ewf_domain::entry::{self, Function, FunctionError, HttpRequest, Input, Reply};
 use ewf_domain::estimate::Gazetteer;
 use ewf_domain::events::FunctionName;
 use ewf_domain::ports::{Clock, Random, TaskResult, WorkflowCallback};
 use ewf_sqlite::SqliteStores;
 use serde_json::Value;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// The services, each behind the entry point its Lambda function has.
 pub struct Functions {
@@ -23,6 +25,7 @@ pub struct Functions {
     delivery: Arc<dyn Function>,
     event_store: Arc<dyn Function>,
     add: Arc<dyn Function>,
+    meter: Arc<Meter>,
 }
 
 /// What the services are built from.
@@ -36,6 +39,8 @@ pub struct Wiring {
     pub fail_probability: f64,
     /// How long an order of the choreography may take to settle.
     pub order_deadline: Duration,
+    /// What counts the services' work.
+    pub meter: Arc<Meter>,
 }
 
 impl Functions {
@@ -48,44 +53,51 @@ impl Functions {
             random,
             fail_probability,
             order_deadline,
+            meter,
         } = wiring;
         let bus: Arc<LocalBus> = Arc::new(bus.clone());
+        // Every store a service uses is counted; the stack's own reads are not.
+        let ledger = Metered::new(stores.ledger(), meter.clone());
         Self {
             customer: Arc::new(ewf_customer::CustomerService::new(
-                stores.customers(),
+                Metered::new(stores.customers(), meter.clone()),
                 bus.clone(),
             )),
             order: Arc::new(ewf_order::OrderService::new(
-                stores.orders(),
-                stores.ledger(),
+                Metered::new(stores.orders(), meter.clone()),
+                ledger.clone(),
                 bus.clone(),
                 clock.clone(),
                 random.clone(),
                 *order_deadline,
             )),
             inventory: Arc::new(ewf_inventory::InventoryService::new(
-                stores.inventory(),
-                stores.ledger(),
+                Metered::new(stores.inventory(), meter.clone()),
+                ledger.clone(),
                 bus.clone(),
             )),
             payment: Arc::new(ewf_payment::PaymentService::new(
-                stores.payments(),
-                stores.ledger(),
+                Metered::new(stores.payments(), meter.clone()),
+                ledger.clone(),
                 bus.clone(),
                 clock.clone(),
                 random.clone(),
                 *fail_probability,
             )),
             delivery: Arc::new(ewf_delivery::DeliveryService::new(
-                stores.deliveries(),
-                stores.ledger(),
+                Metered::new(stores.deliveries(), meter.clone()),
+                ledger.clone(),
                 bus,
                 Arc::new(Gazetteer::sample()),
                 callback.clone(),
                 clock.clone(),
             )),
-            event_store: Arc::new(ewf_event_store::EventStoreService::new(stores.events())),
+            event_store: Arc::new(ewf_event_store::EventStoreService::new(Metered::new(
+                stores.events(),
+                meter.clone(),
+            ))),
             add: Arc::new(ewf_add::AddService),
+            meter: meter.clone(),
         }
     }
 
@@ -103,7 +115,30 @@ impl Functions {
 
     /// Invokes a function with a raw payload, as Lambda would.
     pub async fn invoke(&self, name: FunctionName, payload: Value) -> Result<Value, FunctionError> {
-        entry::invoke(self.get(name).as_ref(), payload).await
+        self.counted(name, entry::invoke(self.get(name).as_ref(), payload))
+            .await
+    }
+
+    /// Calls a function through its HTTP API route, as API Gateway would.
+    pub async fn http(
+        &self,
+        name: FunctionName,
+        request: HttpRequest,
+    ) -> Result<Reply, ServiceError> {
+        self.meter.request(Api::Http);
+        self.counted(name, self.get(name).handle(Input::Http(request)))
+            .await
+    }
+
+    /// Runs one invocation of `name`, counted with its handler time.
+    async fn counted<T>(&self, name: FunctionName, invocation: impl Future<Output = T>) -> T {
+        if !self.meter.timing() {
+            return invocation.await;
+        }
+        let started = Instant::now();
+        let result = invocation.await;
+        self.meter.invoked(name, started.elapsed());
+        result
     }
 }
 

@@ -5,6 +5,7 @@ pub mod asl;
 pub mod bus;
 mod db;
 pub mod functions;
+pub mod metering;
 pub mod serve;
 pub mod stack;
 

@@ -6,8 +6,9 @@ use crate::asl::{ExecutionSummary, Executions, HistoryEvent, StateMachine};
 use crate::bus::{DeadLetter, Delivery, LocalBus};
 use crate::db::Db;
 use crate::functions::{ExecutionCallback, Functions, Wiring};
+use crate::metering::{Api, Meter};
 use ewf_delivery::{DELIVERY_FINISHED, Outcome};
-use ewf_domain::entry::{HttpRequest, Input, Reply};
+use ewf_domain::entry::{HttpRequest, Reply};
 use ewf_domain::events::{BusEvent, DetailType, FunctionName, LOGISTICS_SOURCE};
 use ewf_domain::ports::{Bus, Clock, Random, SeededRandom, SystemClock};
 use ewf_domain::saga;
@@ -210,12 +211,14 @@ impl LocalStack {
         db.execute_batch(SETTINGS_SCHEMA)?;
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let random: Arc<dyn Random> = Arc::new(SeededRandom::new(options.rng_seed));
+        let meter = Arc::new(Meter::default());
         let bus = LocalBus::new(
             db.clone(),
             clock.clone(),
             random.clone(),
             options.duplicate_deliveries,
-        )?;
+        )?
+        .metered(meter.clone());
         let machine = StateMachine::parse(STATE_MACHINE, &substitutions())?.named(MACHINE_NAME);
         let executions = Arc::new(Executions::shared(stores.connection())?);
         let wiring = Wiring {
@@ -229,6 +232,7 @@ impl LocalStack {
                 Some(deadline) => deadline,
                 None => saga::order_deadline_from_env().map_err(LocalError::Settings)?,
             },
+            meter,
         };
         Ok(Self(Arc::new(Inner {
             turn: tokio::sync::Mutex::new(()),
@@ -241,6 +245,11 @@ impl LocalStack {
             machine,
             swept: Mutex::default(),
         })))
+    }
+
+    /// What counts the work of the services (off until started).
+    pub fn meter(&self) -> &Meter {
+        &self.0.wiring.meter
     }
 
     /// Invokes a function with a raw payload (an API Gateway request, an event...), in
@@ -274,11 +283,7 @@ impl LocalStack {
         path: &str,
     ) -> Result<Reply, LocalError> {
         let request = HttpRequest::new("GET", path, None)?;
-        Ok(turn
-            .functions
-            .get(function)
-            .handle(Input::Http(request))
-            .await?)
+        Ok(turn.functions.http(function, request).await?)
     }
 
     /// Runs everything that is due now: bus deliveries, and executions with something
@@ -324,6 +329,8 @@ impl LocalStack {
             }
             *swept = Some(Instant::now());
         }
+        // A fixed cost of the stack, not of any order.
+        let _uncounted = self.0.wiring.meter.suspend();
         let schedule = self.0.wiring.bus.scheduled_event();
         if let Err(err) = turn.functions.invoke(FunctionName::Order, schedule).await {
             tracing::warn!(error = %err, "the sweep of overdue orders failed");
@@ -514,6 +521,8 @@ impl LocalStack {
             }
             Mode::Workflow => {
                 let wiring = &self.0.wiring;
+                // StartExecution behind the REST API's POST /order.
+                wiring.meter.request(Api::Rest);
                 let order_id = OrderId::generate(wiring.clock.now(), wiring.random.id_bits());
                 let input = json!({ "customerId": customer, "itemId": item });
                 self.0

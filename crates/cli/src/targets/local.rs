@@ -5,6 +5,7 @@ use crate::cli::DEFAULT_TIMEOUT;
 use crate::error::Result;
 use async_trait::async_trait;
 use ewf_domain::sample::SampleData;
+use ewf_domain::work::Work;
 use ewf_domain::{CustomerId, Delivery, Item, ItemId, Mode, Order, OrderId, Payment, PaymentId};
 use ewf_local::asl::HistoryEvent;
 use ewf_local::{LocalError, LocalOptions, LocalStack, SeedSummary};
@@ -150,6 +151,16 @@ impl Target for LocalTarget {
             ),
             // No HttpApiUrl: the API is served only while `ewf local serve` runs.
         ])
+    }
+
+    fn count_work(&self) {
+        self.stack.meter().start();
+    }
+
+    async fn work_reading(&self) -> Result<Option<Work>> {
+        // What an order set going (the event store's deliveries, say) is its work too.
+        self.stack.drain().await?;
+        Ok(Some(self.stack.meter().reading()))
     }
 }
 

@@ -8,7 +8,9 @@ mod sigv4;
 
 use crate::error::{CliError, Result};
 use async_trait::async_trait;
+use ewf_domain::events::{DetailType, FunctionName, targets};
 use ewf_domain::sample::SampleData;
+use ewf_domain::work::Work;
 use ewf_domain::{
     CustomerId, Delivery, Item, ItemId, Mode, Order, OrderId, OrderStatus, Payment, PaymentId,
     StoredEvent, Timestamp,
@@ -244,6 +246,97 @@ pub trait Target: Send + Sync {
 
     /// Named outputs: physical names, endpoints, settings.
     async fn outputs(&self) -> Result<Vec<(String, String)>>;
+
+    /// Starts counting the services' work, where the target counts it itself.
+    fn count_work(&self) {}
+
+    /// What the target's own counters say now, once the work under way is done; `None`
+    /// when it has none (a deployed stack: its work is read from each order's records).
+    async fn work_reading(&self) -> Result<Option<Work>> {
+        Ok(None)
+    }
+}
+
+/// The function a task names: its name on the local stack, its physical name or ARN
+/// on AWS (`<stack>-<Name>Function-<suffix>`, as SAM names it).
+pub fn function_of(name: &str) -> Option<FunctionName> {
+    let name = name.rsplit(':').next().unwrap_or(name);
+    FunctionName::ALL.iter().copied().find(|function| {
+        let logical = format!("{function}Function");
+        name == function.as_str() || name.split('-').any(|part| part == logical)
+    })
+}
+
+/// The work of one order: the difference of the target's counters around it
+/// (`before` and `after`, from [`Target::work_reading`]), with the state transitions of
+/// its execution history; without counters, what its timeline shows: the tasks of its
+/// execution, or its stored events and the rule deliveries they make, and the API
+/// requests that started and finished it (`requests`: HTTP and REST).
+pub fn order_work(
+    timeline: Option<&Timeline>,
+    counted: Option<(&Work, &Work)>,
+    requests: (u64, u64),
+) -> Work {
+    let transitions = timeline
+        .filter(|timeline| timeline.mode == Mode::Workflow)
+        .map_or(0, |timeline| timeline.steps() as u64);
+    if let Some((before, after)) = counted {
+        return Work {
+            transitions,
+            ..after.since(before)
+        };
+    }
+    let mut work = Work {
+        transitions,
+        http_requests: requests.0,
+        rest_requests: requests.1,
+        deliveries: Some(0),
+        ..Work::default()
+    };
+    let Some(timeline) = timeline else {
+        return work;
+    };
+    let mut invoked = |function: FunctionName| {
+        *work.invocations.entry(function.to_string()).or_default() += 1;
+    };
+    match timeline.mode {
+        Mode::Workflow => {
+            for entry in &timeline.entries {
+                if entry.kind == "TaskScheduled"
+                    && let Some(function) = entry.detail["parameters"]["FunctionName"]
+                        .as_str()
+                        .and_then(function_of)
+                {
+                    invoked(function);
+                }
+            }
+        }
+        Mode::Events => {
+            let mut deliveries = 0;
+            for entry in &timeline.entries {
+                if let Ok(detail_type) = entry.kind.parse::<DetailType>() {
+                    for target in targets(detail_type) {
+                        invoked(target);
+                        deliveries += 1;
+                    }
+                }
+            }
+            // The HTTP API's create route runs the Order function.
+            if requests.0 > 0 {
+                invoked(FunctionName::Order);
+            }
+            work.events = timeline.entries.len() as u64;
+            work.deliveries = Some(deliveries);
+        }
+    }
+    if timeline.mode == Mode::Workflow && requests.0 > 0 {
+        // `ewf deliver` and `ewf cancel` call the delivery service's HTTP route.
+        *work
+            .invocations
+            .entry(FunctionName::Delivery.to_string())
+            .or_default() += requests.0;
+    }
+    work
 }
 
 /// Ends an order's delivery (`ewf deliver`, `ewf cancel`) and waits until the order is
