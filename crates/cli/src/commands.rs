@@ -12,6 +12,7 @@ use crate::{bench, compare, dead_letters, demo, deploy, diagram, interruptible};
 use clap::CommandFactory;
 use comfy_table::{Cell, Table};
 use ewf_domain::sample::SampleData;
+use ewf_domain::settings::FAIL_PROBABILITY_VAR;
 use ewf_domain::{CustomerId, ItemId, Mode, Order, OrderId, OrderStatus};
 use serde_json::json;
 use std::collections::HashSet;
@@ -65,7 +66,7 @@ async fn dispatch(global: &Global, output: &Output, command: Command) -> Result<
             output.show(&json!({ "probability": probability }), |_| {
                 let mut table = output.table(&["setting", "value"]);
                 table.add_row(vec![
-                    "PAYMENT_FAIL_PROBABILITY".to_owned(),
+                    FAIL_PROBABILITY_VAR.to_owned(),
                     probability.to_string(),
                 ]);
                 table

@@ -51,6 +51,7 @@ pub mod model;
 pub mod ports;
 pub mod saga;
 pub mod sample;
+pub mod settings;
 pub mod step;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;

@@ -45,33 +45,6 @@ impl Undone {
     }
 }
 
-/// The variable that sets how long an order of the choreography may take to settle
-/// (seconds), and its default: the choreography's counterpart of the workflow's task
-/// timeouts, after which the order is compensated.
-pub const ORDER_DEADLINE_VAR: &str = "ORDER_DEADLINE_SECONDS";
-pub const DEFAULT_ORDER_DEADLINE: std::time::Duration = std::time::Duration::from_secs(900);
-
-/// The deadline from `ORDER_DEADLINE_SECONDS` (default when unset or empty).
-pub fn order_deadline_from_env() -> Result<std::time::Duration, String> {
-    match std::env::var(ORDER_DEADLINE_VAR) {
-        Ok(text) if !text.trim().is_empty() => parse_order_deadline(&text),
-        Ok(_) | Err(std::env::VarError::NotPresent) => Ok(DEFAULT_ORDER_DEADLINE),
-        Err(err) => Err(format!("{ORDER_DEADLINE_VAR}: {err}")),
-    }
-}
-
-/// A whole number of seconds from 1 to 30 days (the workflow's own overall timeout).
-pub fn parse_order_deadline(text: &str) -> Result<std::time::Duration, String> {
-    text.trim()
-        .parse::<u64>()
-        .ok()
-        .filter(|seconds| (1..=2_592_000).contains(seconds))
-        .map(std::time::Duration::from_secs)
-        .ok_or_else(|| {
-            format!("{ORDER_DEADLINE_VAR} must be whole seconds from 1 to 2592000, not {text:?}")
-        })
-}
-
 /// The step an order of the choreography waits for in `status`, for the reason of an
 /// order that timed out there.
 pub fn waiting_step(status: OrderStatus) -> &'static str {

@@ -11,8 +11,8 @@ use ewf_delivery::{DELIVERY_FINISHED, Outcome};
 use ewf_domain::entry::{HttpRequest, Reply};
 use ewf_domain::events::{BusEvent, DetailType, FunctionName, LOGISTICS_SOURCE};
 use ewf_domain::ports::{Bus, Clock, Random, SeededRandom, SystemClock};
-use ewf_domain::saga;
 use ewf_domain::sample::SampleData;
+use ewf_domain::settings::{self, DEFAULT_FAIL_PROBABILITY, FAIL_PROBABILITY_VAR};
 use ewf_domain::{
     CustomerId, Delivery as DeliveryRecord, Item, ItemId, Mode, Order, OrderId, OrderRef,
     OrderStatus, Payment, PaymentId, ServiceError, StoreError, StoredEvent,
@@ -31,7 +31,6 @@ pub const STATE_MACHINE: &str = include_str!("../../../statemachine/order-workfl
 /// The name of the state file inside the state directory.
 pub const STATE_FILE: &str = "ewf.sqlite";
 /// The payment failure probability of a new stack, as in the template.
-pub const DEFAULT_FAIL_PROBABILITY: f64 = 0.2;
 
 #[derive(Clone, Debug, Default)]
 pub struct LocalOptions {
@@ -117,7 +116,6 @@ pub const MACHINE_NAME: &str = "OrderWorkflow-local";
 
 const SETTINGS_SCHEMA: &str =
     "CREATE TABLE IF NOT EXISTS settings (name TEXT PRIMARY KEY, value TEXT NOT NULL);";
-const FAIL_PROBABILITY: &str = "PAYMENT_FAIL_PROBABILITY";
 
 /// The state machine's `${...}` substitutions: each function ARN becomes the function's
 /// name, which is how the local invoker addresses it.
@@ -230,7 +228,7 @@ impl LocalStack {
             fail_probability: read_fail_probability(&db)?,
             order_deadline: match options.order_deadline {
                 Some(deadline) => deadline,
-                None => saga::order_deadline_from_env().map_err(LocalError::Settings)?,
+                None => settings::order_deadline_from_env().map_err(LocalError::Settings)?,
             },
             meter,
         };
@@ -674,7 +672,7 @@ impl LocalStack {
                 "INSERT INTO settings (name, value) VALUES (?1, ?2)
                  ON CONFLICT (name) DO UPDATE SET value = excluded.value",
             )?
-            .execute(params![FAIL_PROBABILITY, probability.to_string()])?;
+            .execute(params![FAIL_PROBABILITY_VAR, probability.to_string()])?;
             Ok(())
         })?;
         Ok(())
@@ -750,14 +748,14 @@ impl LocalStack {
 fn read_fail_probability(db: &Db) -> Result<f64, StoreError> {
     let stored: Option<String> = db.read(|conn| {
         conn.prepare_cached("SELECT value FROM settings WHERE name = ?1")?
-            .query_row(params![FAIL_PROBABILITY], |row| row.get(0))
+            .query_row(params![FAIL_PROBABILITY_VAR], |row| row.get(0))
             .optional()
     })?;
     match stored {
         None => Ok(DEFAULT_FAIL_PROBABILITY),
         Some(text) => text.parse().map_err(|err| {
             StoreError::new(format!(
-                "local state: bad {FAIL_PROBABILITY} {text:?}: {err}"
+                "local state: bad {FAIL_PROBABILITY_VAR} {text:?}: {err}"
             ))
         }),
     }

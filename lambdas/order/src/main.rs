@@ -11,7 +11,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         env.bus()?,
         env.clock(),
         env.random(),
-        ewf_domain::saga::order_deadline_from_env()?,
+        ewf_domain::settings::order_deadline_from_env()?,
     );
     ewf_aws::run(service).await
 }

@@ -17,28 +17,6 @@ use std::sync::{Arc, OnceLock};
 
 const SOURCE: FunctionName = FunctionName::Payment;
 
-pub const FAIL_PROBABILITY_VAR: &str = "PAYMENT_FAIL_PROBABILITY";
-pub const DEFAULT_FAIL_PROBABILITY: f64 = 0.2;
-
-/// The probability that a payment fails, from `PAYMENT_FAIL_PROBABILITY` (default 0.2
-/// when unset or empty).
-pub fn fail_probability_from_env() -> Result<f64, String> {
-    match std::env::var(FAIL_PROBABILITY_VAR) {
-        Ok(text) if !text.trim().is_empty() => parse_fail_probability(&text),
-        Ok(_) | Err(std::env::VarError::NotPresent) => Ok(DEFAULT_FAIL_PROBABILITY),
-        Err(err) => Err(format!("{FAIL_PROBABILITY_VAR}: {err}")),
-    }
-}
-
-/// A probability from 0 to 1 inclusive.
-pub fn parse_fail_probability(text: &str) -> Result<f64, String> {
-    text.trim()
-        .parse::<f64>()
-        .ok()
-        .filter(|probability| (0.0..=1.0).contains(probability))
-        .ok_or_else(|| format!("{FAIL_PROBABILITY_VAR} must be a number from 0 to 1, not {text:?}"))
-}
-
 /// One request to the payment service.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Command {

@@ -1,6 +1,7 @@
 //! The payment Lambda function.
 
-use ewf_payment::{PaymentService, fail_probability_from_env};
+use ewf_domain::settings::fail_probability_from_env;
+use ewf_payment::PaymentService;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {

@@ -4,7 +4,7 @@ use ewf_domain::ports::Clock;
 use ewf_domain::sample::SampleData;
 use ewf_domain::testing::{self, FixedClock, RecordingBus, ScriptedRandom, get, invocation, send};
 use ewf_domain::{Estimate, OrderDetail, OrderId, Payment, PaymentId, PaymentStatus};
-use ewf_payment::{PaymentService, parse_fail_probability};
+use ewf_payment::PaymentService;
 use ewf_sqlite::SqliteStores;
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -452,15 +452,5 @@ async fn workflow_refusals_are_typed_function_errors() {
     ] {
         let err = invoke(&h.service, payload.clone()).await.unwrap_err();
         assert_eq!(err.error_type, error, "{payload}");
-    }
-}
-
-#[test]
-fn the_fail_probability_is_a_number_from_zero_to_one() {
-    for (text, expected) in [("0", 0.0), ("0.2", 0.2), (" 1 ", 1.0)] {
-        assert_eq!(parse_fail_probability(text), Ok(expected));
-    }
-    for bad in ["1.5", "-0.1", "NaN", "often"] {
-        assert!(parse_fail_probability(bad).is_err(), "{bad}");
     }
 }

@@ -21,6 +21,9 @@ use ewf_domain::ports::{
     DeliveryStore, EventStore, InventoryStore, OrderStore, PaymentStore, Random, SeededRandom,
 };
 use ewf_domain::sample::SampleData;
+use ewf_domain::settings::{
+    DEFAULT_FAIL_PROBABILITY, FAIL_PROBABILITY_VAR, parse_fail_probability,
+};
 use ewf_domain::{
     CustomerId, Delivery, Item, ItemId, Mode, Order, OrderId, OrderRef, Payment, PaymentId,
     StoreError,
@@ -31,8 +34,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 /// The Payment function's setting, and its value when the variable is absent (as in the template).
-const FAIL_PROBABILITY: &str = "PAYMENT_FAIL_PROBABILITY";
-const DEFAULT_FAIL_PROBABILITY: f64 = 0.2;
 /// How often a follow-up polls.
 const POLL: Duration = Duration::from_millis(500);
 /// How long a function configuration update may take.
@@ -540,11 +541,11 @@ impl Target for AwsTarget {
 
     async fn fail_probability(&self) -> Result<f64> {
         let function = self.output("PaymentFunction")?;
-        match variables(&self.configuration(&function).await?).get(FAIL_PROBABILITY) {
+        match variables(&self.configuration(&function).await?).get(FAIL_PROBABILITY_VAR) {
             None => Ok(DEFAULT_FAIL_PROBABILITY),
-            Some(text) => text.parse().map_err(|_| {
+            Some(text) => parse_fail_probability(text).map_err(|_| {
                 CliError::service(format!(
-                    "{function} has {FAIL_PROBABILITY}={text:?}, not a number"
+                    "{function} has {FAIL_PROBABILITY_VAR}={text:?}, not a number"
                 ))
                 .hint("set it with `ewf set-fail-probability`")
             }),
@@ -553,7 +554,7 @@ impl Target for AwsTarget {
 
     async fn set_fail_probability(&self, probability: f64) -> Result<()> {
         let function = self.output("PaymentFunction")?;
-        self.set_variable(&function, FAIL_PROBABILITY, probability.to_string())
+        self.set_variable(&function, FAIL_PROBABILITY_VAR, probability.to_string())
             .await
     }
 
