@@ -107,9 +107,14 @@ pub struct Global {
     /// AWS region, as for the AWS CLI.
     #[arg(long, global = true, value_name = "REGION")]
     pub region: Option<String>,
-    /// Send every AWS request to this endpoint (an emulator such as moto).
+    /// Send every AWS request to this endpoint (an emulator such as moto). The HTTP API's
+    /// requests go there too, addressed to the API's host name (the Host header).
     #[arg(long, global = true, value_name = "URL")]
     pub endpoint_url: Option<String>,
+    /// The HTTP API's base URL, instead of the stack's HttpApiUrl output (for an emulator
+    /// that serves the API at a URL of its own).
+    #[arg(long, global = true, env = "EWF_API_URL", value_name = "URL")]
+    pub api_url: Option<String>,
     /// Output format: tables for people, or JSON for scripts (shapes in `ewf --help`);
     /// markdown for `compare`, mermaid for `events`.
     #[arg(long, global = true, value_enum, default_value_t = Format::Table)]
@@ -162,6 +167,11 @@ pub enum Command {
         /// Keep printing new entries until the order is finished.
         #[arg(long)]
         follow: bool,
+        /// How long to wait, in seconds, for the timeline to catch up with the order
+        /// (events are stored apart from the order and may lag it); when it runs out,
+        /// the timeline is shown as it is and the exit code is 1.
+        #[arg(long, default_value_t = DEFAULT_TIMEOUT.as_secs(), value_name = "SECS")]
+        timeout: u64,
     },
     /// Events mode: the events whose delivery to a service failed every attempt (a
     /// transient failure that outlasted the retries), which left their orders stuck.

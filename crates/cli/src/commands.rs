@@ -17,10 +17,14 @@ use ewf_domain::{CustomerId, ItemId, Mode, Order, OrderId, OrderStatus};
 use serde_json::json;
 use std::collections::HashSet;
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// How often `events --follow` looks for new entries.
 const FOLLOW_POLL: Duration = Duration::from_secs(1);
+/// How often `events` reads a timeline that lags its order again.
+const TIMELINE_POLL: Duration = Duration::from_millis(500);
+/// How long `events` looks for an order that nothing is known of yet.
+const UNKNOWN_ORDER_GRACE: Duration = Duration::from_secs(5);
 
 pub async fn run(cli: Cli, output: &Output) -> Result<()> {
     // The server stops on Ctrl-C by itself, and that is its normal end.
@@ -73,7 +77,11 @@ async fn dispatch(global: &Global, output: &Output, command: Command) -> Result<
             });
             Ok(())
         }
-        Command::Events { order, follow } => events(global, output, &order, follow).await,
+        Command::Events {
+            order,
+            follow,
+            timeout,
+        } => events(global, output, &order, follow, Duration::from_secs(timeout)).await,
         Command::DeadLetters(args) => dead_letters::run(global, output, args).await,
         Command::Stack => {
             let target = global.open(output).await?;
@@ -293,20 +301,35 @@ fn show_order_with(output: &Output, order: &Order, dead_letters: Option<usize>) 
     });
 }
 
-async fn events(global: &Global, output: &Output, order: &OrderId, follow: bool) -> Result<()> {
+async fn events(
+    global: &Global,
+    output: &Output,
+    order: &OrderId,
+    follow: bool,
+    timeout: Duration,
+) -> Result<()> {
     let target = global.open(output).await?;
-    let mut timeline = target.timeline(order).await?.ok_or_else(|| {
-        CliError::not_found(format!("no events and no execution found for order {order}"))
-            .hint("check the order id (`ewf order create` prints it); events appear once the order is created")
-    })?;
-    if output.format() == Format::Mermaid {
-        output.print(diagram::sequence(&timeline).trim_end());
-        return Ok(());
+    // A diagram is drawn once, of the whole timeline.
+    if !follow || output.format() == Format::Mermaid {
+        let (timeline, short_of) = whole_timeline(target.as_ref(), order, timeout).await?;
+        if output.format() == Format::Mermaid {
+            output.print(diagram::sequence(&timeline).trim_end());
+        } else {
+            output.show(&timeline, |timeline| timeline_table(output, timeline));
+        }
+        return match short_of {
+            None => Ok(()),
+            Some(status) => Err(CliError::expectation(format!(
+                "the timeline of order {order} did not catch up with its status {status} within {}s",
+                timeout.as_secs()
+            ))
+            .hint("run it again, or wait longer with --timeout")),
+        };
     }
-    if !follow {
-        output.show(&timeline, |timeline| timeline_table(output, timeline));
-        return Ok(());
-    }
+    let mut timeline = target
+        .timeline(order)
+        .await?
+        .ok_or_else(|| no_timeline(order))?;
     let mut seen = HashSet::new();
     print_entries(output, unseen(&timeline.entries, &mut seen));
     loop {
@@ -321,6 +344,49 @@ async fn events(global: &Global, output: &Output, order: &OrderId, follow: bool)
         }
         print_entries(output, new);
     }
+}
+
+/// The order's timeline once it tells everything up to the order's current status, or
+/// as it is when `timeout` runs out, with the status it did not reach. An order nothing
+/// is known of yet is looked for a little while: its first events may be on their way.
+async fn whole_timeline(
+    target: &dyn Target,
+    order: &OrderId,
+    timeout: Duration,
+) -> Result<(Timeline, Option<OrderStatus>)> {
+    let start = Instant::now();
+    let deadline = start + timeout;
+    loop {
+        let timeline = target.timeline(order).await?;
+        let now = Instant::now();
+        match timeline {
+            None if now >= deadline.min(start + UNKNOWN_ORDER_GRACE) => {
+                return Err(no_timeline(order));
+            }
+            None => {}
+            Some(timeline) => {
+                let recorded = match timeline.customer() {
+                    Some(customer) => target.describe_order(&customer, order).await?,
+                    None => None,
+                };
+                // Without an order record, the timeline is all there is to go by.
+                match recorded.filter(|recorded| !timeline.reaches(recorded)) {
+                    None => return Ok((timeline, None)),
+                    Some(recorded) if now >= deadline => {
+                        return Ok((timeline, Some(recorded.order_status)));
+                    }
+                    Some(_) => {}
+                }
+            }
+        }
+        tokio::time::sleep(TIMELINE_POLL.min(deadline.saturating_duration_since(now))).await;
+    }
+}
+
+fn no_timeline(order: &OrderId) -> CliError {
+    CliError::not_found(format!("no events and no execution found for order {order}")).hint(
+        "check the order id (`ewf order create` prints it); events appear once the order is created",
+    )
 }
 
 /// The entries not seen before, in timeline order, now marked seen. Told apart by id,

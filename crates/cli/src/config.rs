@@ -31,6 +31,7 @@ impl Global {
             profile: self.profile.clone(),
             region: self.region.clone(),
             endpoint_url: self.endpoint_url.clone(),
+            api_url: self.api_url.clone(),
         })
     }
 
@@ -55,6 +56,7 @@ impl Global {
                     sam.region,
                 )),
                 endpoint_url: self.endpoint_url.clone(),
+                api_url: self.api_url.clone(),
             })),
             None => Ok(Choice::Local(self.state_dir())),
         }

@@ -1,7 +1,7 @@
 //! The events of the choreography and the EventBridge routing table. The SAM template's
 //! rules and the local bus are both checked against [`RULES`].
 
-use crate::ServiceError;
+use crate::{OrderStatus, ServiceError};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::fmt;
@@ -62,6 +62,30 @@ impl DetailType {
             .iter()
             .position(|detail_type| *detail_type == self)
             .unwrap_or(Self::ALL.len())
+    }
+
+    /// The status an events-mode order has at least once this event has happened: the
+    /// Order service records it on handling the event, or recorded it before publishing
+    /// it (OrderCanceled, OrderDelivered). `None` for the events that move no order. A
+    /// timeline that holds one event of an order's current status is complete up to it.
+    pub fn order_status_after(self) -> Option<OrderStatus> {
+        use DetailType::*;
+        Some(match self {
+            OrderCreated => OrderStatus::Created,
+            ItemReserved => OrderStatus::Reserved,
+            PaymentMade => OrderStatus::Paid,
+            PaymentFailed
+            | ErrorItemDescribed
+            | ErrorCustomerDescribed
+            | ErrorDeliveryEstimated
+            | ErrorPaymentMade => OrderStatus::Compensating,
+            DeliveryStarted => OrderStatus::Delivering,
+            OrderCanceled => OrderStatus::Canceling,
+            OrderDelivered => OrderStatus::Delivered,
+            // Each ends a saga: the order is final, as the event's failure says.
+            ItemNotAvailable | ItemUnreserved | PaymentCanceled => OrderStatus::Failed,
+            _ => return None,
+        })
     }
 }
 
@@ -200,6 +224,34 @@ mod tests {
         }
         let names: std::collections::HashSet<_> = RULES.iter().map(|rule| rule.target).collect();
         assert_eq!(names.len(), RULES.len());
+    }
+
+    #[test]
+    fn every_status_of_an_order_is_announced_by_an_event_the_store_keeps() {
+        // Else `ewf events` would wait in vain for the event of an order's status.
+        for status in OrderStatus::ALL {
+            assert!(
+                DetailType::ALL.iter().any(|event| event
+                    .order_status_after()
+                    .is_some_and(|after| after.rank() == status.rank())),
+                "{status}"
+            );
+        }
+        // Along the saga, statuses only move forward.
+        let happy = [
+            OrderCreated,
+            ItemReserved,
+            PaymentMade,
+            DeliveryStarted,
+            OrderDelivered,
+        ];
+        let ranks: Vec<u8> = happy
+            .iter()
+            .filter_map(|event| event.order_status_after().map(OrderStatus::rank))
+            .collect();
+        assert_eq!(ranks, [0, 1, 2, 3, 5]);
+        assert_eq!(DeliveryWasDelivered.order_status_after(), None);
+        assert!(PaymentCanceled.order_status_after().unwrap().is_terminal());
     }
 
     #[test]

@@ -248,17 +248,24 @@ fn the_state_machine_gets_exactly_the_substitutions_its_definition_uses() {
     assert!(!used.is_empty());
     assert_eq!(names, used);
 
-    // Each `<X>Arn` is the ARN of function `<X>`, and the machine may invoke it.
-    let policies = properties["Policies"].as_sequence().unwrap();
-    let invocable: BTreeSet<&str> = policies
+    // Each `<X>Arn` is the ARN of function `<X>`, and the machine's role may invoke it.
+    let role = get_att(&properties["Role"]).expect("the state machine has a Role");
+    let role = role.strip_suffix(".Arn").unwrap();
+    let policies = template["Resources"][role]["Properties"]["Policies"]
+        .as_sequence()
+        .unwrap();
+    let invocable: BTreeSet<String> = policies
         .iter()
-        .filter_map(|policy| ref_name(&policy["LambdaInvokePolicy"]["FunctionName"]))
+        .flat_map(|policy| policy["PolicyDocument"]["Statement"].as_sequence().unwrap())
+        .filter(|statement| statement["Action"].as_str() == Some("lambda:InvokeFunction"))
+        .flat_map(|statement| statement["Resource"].as_sequence().unwrap())
+        .filter_map(get_att)
         .collect();
     for (name, value) in substitutions {
         let function = name.as_str().unwrap().strip_suffix("Arn").unwrap();
         assert_eq!(get_att(value), Some(format!("{function}.Arn")));
         assert!(
-            invocable.contains(function),
+            invocable.contains(&format!("{function}.Arn")),
             "the state machine may not invoke {function}"
         );
     }

@@ -2,7 +2,8 @@
 //! services reached as a user would reach them (HTTP API, StartExecution, PutEvents).
 
 use super::queues::{DeadLetterQueues, Held, LIST_HIDE, REDRIVE_HIDE};
-use super::sigv4::{SignedHttp, no_credentials};
+use super::sigv4::{SignedHttp, Through, credentials_of, no_credentials};
+use super::tls::CaBundle;
 use super::{DeadLetter, Outcome, Target, Timeline, TimelineEntry, causes};
 use crate::error::{CliError, Result};
 use async_trait::async_trait;
@@ -61,6 +62,8 @@ pub struct AwsSettings {
     pub profile: Option<String>,
     pub region: Option<String>,
     pub endpoint_url: Option<String>,
+    /// The HTTP API's base URL, instead of the stack's HttpApiUrl output.
+    pub api_url: Option<String>,
 }
 
 pub struct AwsTarget {
@@ -72,6 +75,8 @@ pub struct AwsTarget {
     events: aws_sdk_eventbridge::Client,
     sqs: aws_sdk_sqs::Client,
     http: SignedHttp,
+    /// The HTTP API's base URL as `ewf` calls it; `None` without one.
+    api_base: Option<String>,
     customers: DynamoCustomers,
     inventory: DynamoInventory,
     orders: DynamoOrders,
@@ -82,21 +87,40 @@ pub struct AwsTarget {
 
 impl AwsTarget {
     pub async fn connect(settings: &AwsSettings) -> Result<Self> {
-        let config = load_config(settings).await?;
+        let ca_bundle = CaBundle::configured(settings.profile.as_deref()).await?;
+        // Checked first: reqwest refuses a malformed bundle with an error, the SDK panics.
+        if let Some(bundle) = &ca_bundle {
+            bundle.certificates()?;
+        }
+        let config = load_config(settings, ca_bundle.as_ref()).await?;
         let region = config.region().map(ToString::to_string).ok_or_else(|| {
             CliError::config("no AWS region")
                 .hint("pass --region, set AWS_REGION or give the profile a region")
         })?;
         let provider = config.credentials_provider().ok_or_else(no_credentials)?;
-        let http = SignedHttp::new(provider, region.clone())?;
         // Early, so that missing credentials are said as such rather than as a failed call.
-        http.credentials().await?;
+        credentials_of(&provider).await?;
         let outputs = stack_outputs(
             &aws_sdk_cloudformation::Client::new(&config),
             &settings.stack,
             &region,
         )
         .await?;
+        let http_api = outputs.get("HttpApiUrl");
+        let (api_base, through) = match (&settings.api_url, &settings.endpoint_url, http_api) {
+            (Some(url), _, _) => (Some(url.trim_end_matches('/').to_owned()), None),
+            (None, Some(endpoint), Some(api)) => {
+                let through = Through::new(api, endpoint)?;
+                (Some(through.base.clone()), Some(through))
+            }
+            (None, _, api) => (api.map(|url| url.trim_end_matches('/').to_owned()), None),
+        };
+        let http = SignedHttp::new(
+            provider,
+            region.clone(),
+            ca_bundle.as_ref(),
+            through.as_ref(),
+        )?;
         let dynamo = aws_sdk_dynamodb::Client::new(&config);
         let output = |key: &str| required_output(&outputs, &settings.stack, key);
         let ledger = output("LedgerTable")?;
@@ -116,6 +140,7 @@ impl AwsTarget {
             events: aws_sdk_eventbridge::Client::new(&config),
             sqs: aws_sdk_sqs::Client::new(&config),
             http,
+            api_base,
             stack: settings.stack.clone(),
             region,
             outputs,
@@ -128,10 +153,10 @@ impl AwsTarget {
 
     fn api_url(&self, path: &str) -> Result<String> {
         // Ids are checked to be URL-safe characters, so the path needs no escaping.
-        Ok(format!(
-            "{}/{path}",
-            self.output("HttpApiUrl")?.trim_end_matches('/')
-        ))
+        self.api_base
+            .as_ref()
+            .map(|base| format!("{base}/{path}"))
+            .ok_or_else(|| missing_output(&self.stack, "HttpApiUrl"))
     }
 
     /// Puts one event on the stack's bus, failing unless the bus took it.
@@ -619,8 +644,11 @@ impl Target for AwsTarget {
     }
 }
 
-async fn load_config(settings: &AwsSettings) -> Result<SdkConfig> {
+async fn load_config(settings: &AwsSettings, ca_bundle: Option<&CaBundle>) -> Result<SdkConfig> {
     let mut loader = aws_config::defaults(BehaviorVersion::latest());
+    if let Some(bundle) = ca_bundle {
+        loader = loader.http_client(bundle.sdk_client()?);
+    }
     if let Some(profile) = &settings.profile {
         loader = loader.profile_name(profile);
     }
@@ -669,10 +697,15 @@ async fn stack_outputs(
 }
 
 fn required_output(outputs: &BTreeMap<String, String>, stack: &str, key: &str) -> Result<String> {
-    outputs.get(key).cloned().ok_or_else(|| {
-        CliError::config(format!("stack {stack} has no output {key}"))
-            .hint("deploy this version of the template with `ewf deploy`")
-    })
+    outputs
+        .get(key)
+        .cloned()
+        .ok_or_else(|| missing_output(stack, key))
+}
+
+fn missing_output(stack: &str, key: &str) -> CliError {
+    CliError::config(format!("stack {stack} has no output {key}"))
+        .hint("deploy this version of the template with `ewf deploy`")
 }
 
 /// An AWS error, classified: credentials and permissions are configuration (exit 4),

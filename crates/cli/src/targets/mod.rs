@@ -5,6 +5,7 @@ pub mod aws;
 pub mod local;
 mod queues;
 mod sigv4;
+mod tls;
 
 use crate::error::{CliError, Result};
 use async_trait::async_trait;
@@ -110,6 +111,49 @@ impl Timeline {
                 .iter()
                 .filter(|entry| entry.kind.ends_with("StateEntered"))
                 .count(),
+        }
+    }
+
+    /// The order's customer: named by the stored events, or by the execution's input.
+    pub fn customer(&self) -> Option<CustomerId> {
+        self.customer_id.clone().or_else(|| {
+            self.entries
+                .iter()
+                .find(|entry| entry.kind == "ExecutionStarted")
+                .and_then(|started| started.detail["input"]["customerId"].as_str())
+                .and_then(|id| CustomerId::parse(id).ok())
+        })
+    }
+
+    /// Whether the timeline tells everything up to `order`'s current status. Events
+    /// mode: it holds an event of that status (the event store is written apart from
+    /// the order, and may lag it). Workflow mode: the execution has ended when the
+    /// order is final, and the task that recorded any other status has succeeded.
+    pub fn reaches(&self, order: &Order) -> bool {
+        let status = order.order_status;
+        match self.mode {
+            Mode::Events => self.entries.iter().any(|entry| {
+                entry
+                    .kind
+                    .parse::<DetailType>()
+                    .ok()
+                    .and_then(DetailType::order_status_after)
+                    .is_some_and(|after| after.rank() >= status.rank())
+            }),
+            Mode::Workflow if status.is_terminal() => self.execution_ended(),
+            Mode::Workflow => {
+                let recorded = |entry: &TimelineEntry| {
+                    entry.kind == "TaskScheduled"
+                        && entry.detail["parameters"]["Payload"]["status"] == status.as_str()
+                };
+                match self.entries.iter().position(recorded) {
+                    Some(at) => self.entries[at..]
+                        .iter()
+                        .any(|entry| entry.kind == "TaskSucceeded"),
+                    // A status no task records by name (CREATED): the execution made it.
+                    None => true,
+                }
+            }
         }
     }
 
@@ -469,6 +513,7 @@ mod tests {
     use super::*;
     use crate::error::Exit;
     use ewf_domain::{Address, DeliveryStatus, OrderDetail};
+    use serde_json::json;
 
     /// The judgement on an order in `status` whose delivery is in `delivery` (none: no
     /// delivery record), for a command that asked for `asked`.
@@ -510,6 +555,78 @@ mod tests {
         let err = judged.unwrap_err();
         assert_eq!(err.exit, Exit::Service, "{}", err.message);
         err.message
+    }
+
+    fn entry(kind: &str, detail: Value) -> TimelineEntry {
+        TimelineEntry {
+            id: kind.to_owned(),
+            time: chrono::Utc::now(),
+            kind: kind.to_owned(),
+            source: String::new(),
+            detail,
+        }
+    }
+
+    fn order_in(status: OrderStatus) -> Order {
+        let detail = OrderDetail::new(
+            CustomerId::parse("customer-1").unwrap(),
+            OrderId::parse("01KDX8Q7V3M2N4P6R8S0T2W4Y6").unwrap(),
+            ItemId::parse("item-1").unwrap(),
+        );
+        Order {
+            order_status: status,
+            ..Order::new(&detail, Mode::Events, chrono::Utc::now())
+        }
+    }
+
+    fn timeline(mode: Mode, entries: Vec<TimelineEntry>) -> Timeline {
+        Timeline {
+            order_id: OrderId::parse("01KDX8Q7V3M2N4P6R8S0T2W4Y6").unwrap(),
+            mode,
+            customer_id: None,
+            entries,
+        }
+    }
+
+    #[test]
+    fn an_events_timeline_is_whole_once_it_holds_an_event_of_the_orders_status() {
+        let kinds = |kinds: &[&str]| {
+            let entries = kinds.iter().map(|kind| entry(kind, Value::Null)).collect();
+            timeline(Mode::Events, entries)
+        };
+        let lagging = kinds(&["OrderCreated", "ItemReserved", "ItemDescribed"]);
+        assert!(lagging.reaches(&order_in(OrderStatus::Reserved)));
+        assert!(!lagging.reaches(&order_in(OrderStatus::Delivering)));
+        let started = kinds(&["OrderCreated", "ItemRemoved", "DeliveryStarted"]);
+        assert!(started.reaches(&order_in(OrderStatus::Delivering)));
+        // DELIVERED is recorded before OrderDelivered is published: wait for it.
+        let delivered = kinds(&["DeliveryStarted", "Delivered", "DeliveryWasDelivered"]);
+        assert!(!delivered.reaches(&order_in(OrderStatus::Delivered)));
+        let unreserved = kinds(&["PaymentFailed", "ItemUnreserved"]);
+        assert!(unreserved.reaches(&order_in(OrderStatus::PaymentFailed)));
+    }
+
+    #[test]
+    fn a_workflow_timeline_is_whole_once_the_status_was_recorded_or_the_execution_ended() {
+        let started = entry(
+            "ExecutionStarted",
+            json!({"input": {"customerId": "customer-2", "itemId": "item-1"}}),
+        );
+        let recording = entry(
+            "TaskScheduled",
+            json!({"parameters": {"Payload": {"action": "advance", "status": "DELIVERING"}}}),
+        );
+        let mut history = timeline(Mode::Workflow, vec![started, recording]);
+        assert_eq!(history.customer().unwrap().as_str(), "customer-2");
+        assert!(history.reaches(&order_in(OrderStatus::Created)));
+        assert!(!history.reaches(&order_in(OrderStatus::Delivering)));
+        history.entries.push(entry("TaskSucceeded", Value::Null));
+        assert!(history.reaches(&order_in(OrderStatus::Delivering)));
+        assert!(!history.reaches(&order_in(OrderStatus::Delivered)));
+        history
+            .entries
+            .push(entry("ExecutionSucceeded", Value::Null));
+        assert!(history.reaches(&order_in(OrderStatus::Delivered)));
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Calls to the stack's HTTP API, signed with SigV4 (the routes use AWS_IAM authorization).
 
 use super::causes;
+use super::tls::CaBundle;
 use crate::error::{CliError, Result};
 use aws_credential_types::Credentials;
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
@@ -29,16 +30,93 @@ pub struct Response {
     pub body: Value,
 }
 
-impl SignedHttp {
-    pub fn new(credentials: SharedCredentialsProvider, region: String) -> Result<Self> {
-        let client = reqwest::Client::builder()
-            .timeout(REQUEST_TIMEOUT)
-            .connect_timeout(CONNECT_TIMEOUT)
-            .build()
-            .map_err(|err| {
-                CliError::config(format!("cannot set up HTTPS: {err}"))
-                    .hint("check the system's TLS configuration (EWF_LOG=debug shows more)")
+/// The HTTP API reached through an emulator's endpoint, which serves every API on its
+/// one address and tells them apart by the Host header: the URL keeps the API's host
+/// name (for the Host header and the signature), with the endpoint's scheme and port,
+/// and the name resolves to the endpoint's address.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Through {
+    /// The API's base URL as `ewf` calls it.
+    pub base: String,
+    api_host: String,
+    endpoint_host: String,
+    port: u16,
+}
+
+impl Through {
+    pub fn new(api_url: &str, endpoint: &str) -> Result<Self> {
+        let parse = |what: &str, url: &str| {
+            reqwest::Url::parse(url).map_err(|err| {
+                CliError::config(format!("the {what} {url:?} is not a URL: {err}"))
+                    .hint("check --endpoint-url, or give the API's own with --api-url")
+            })
+        };
+        let api = parse("HTTP API URL", api_url)?;
+        let endpoint_url = parse("endpoint URL", endpoint)?;
+        let host = |url: &reqwest::Url, what: &str| {
+            url.host_str().map(str::to_owned).ok_or_else(|| {
+                CliError::config(format!("the {what} {url} has no host"))
+                    .hint("check --endpoint-url, or give the API's own with --api-url")
+            })
+        };
+        let (api_host, endpoint_host) = (
+            host(&api, "HTTP API URL")?,
+            host(&endpoint_url, "endpoint URL")?,
+        );
+        let port = endpoint_url.port_or_known_default().unwrap_or(80);
+        let base = format!(
+            "{}://{api_host}:{port}{}",
+            endpoint_url.scheme(),
+            api.path().trim_end_matches('/')
+        );
+        Ok(Self {
+            base,
+            api_host,
+            endpoint_host,
+            port,
+        })
+    }
+
+    fn resolve(&self, builder: reqwest::ClientBuilder) -> Result<reqwest::ClientBuilder> {
+        use std::net::ToSocketAddrs;
+        let address = (self.endpoint_host.as_str(), self.port)
+            .to_socket_addrs()
+            .ok()
+            .and_then(|mut addresses| addresses.next())
+            .ok_or_else(|| {
+                CliError::config(format!(
+                    "cannot resolve the endpoint host {}",
+                    self.endpoint_host
+                ))
+                .hint("check --endpoint-url")
             })?;
+        Ok(builder.resolve(&self.api_host, address))
+    }
+}
+
+impl SignedHttp {
+    pub fn new(
+        credentials: SharedCredentialsProvider,
+        region: String,
+        ca_bundle: Option<&CaBundle>,
+        through: Option<&Through>,
+    ) -> Result<Self> {
+        let mut builder = reqwest::Client::builder()
+            .timeout(REQUEST_TIMEOUT)
+            .connect_timeout(CONNECT_TIMEOUT);
+        if let Some(bundle) = ca_bundle {
+            for certificate in bundle.certificates()? {
+                builder = builder.add_root_certificate(certificate);
+            }
+        }
+        if let Some(through) = through {
+            builder = through.resolve(builder)?;
+        }
+        let client = builder.build().map_err(|err| match ca_bundle {
+            Some(bundle) => bundle.invalid(&causes(&err)),
+            None => CliError::config(format!("cannot set up HTTPS: {err}"))
+                .hint("check the system's TLS configuration (EWF_LOG=debug shows more)"),
+        })?;
         Ok(Self {
             client,
             credentials,
@@ -48,11 +126,7 @@ impl SignedHttp {
 
     /// The current credentials, from the SDK's provider (cached until they expire).
     pub async fn credentials(&self) -> Result<Credentials> {
-        self.credentials.provide_credentials().await.map_err(|err| {
-            // The provider chain's story is long (every provider it tried): keep it for the log.
-            tracing::debug!(error = %DisplayErrorContext(&err), "no credentials");
-            no_credentials()
-        })
+        credentials_of(&self.credentials).await
     }
 
     pub async fn get(&self, url: &str) -> Result<Response> {
@@ -72,6 +146,15 @@ impl SignedHttp {
         let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
         Ok(Response { status, body })
     }
+}
+
+/// The provider's current credentials (cached by the SDK until they expire).
+pub async fn credentials_of(provider: &SharedCredentialsProvider) -> Result<Credentials> {
+    provider.provide_credentials().await.map_err(|err| {
+        // The provider chain's story is long (every provider it tried): keep it for the log.
+        tracing::debug!(error = %DisplayErrorContext(&err), "no credentials");
+        no_credentials()
+    })
 }
 
 pub fn no_credentials() -> CliError {
@@ -148,6 +231,81 @@ impl Response {
 mod tests {
     use super::*;
     use std::collections::HashMap;
+
+    #[test]
+    fn through_an_endpoint_the_api_keeps_its_host_name_on_the_endpoints_scheme_and_port() {
+        let api = "https://abc123.execute-api.eu-west-2.amazonaws.com";
+        let through = Through::new(api, "http://127.0.0.1:4566").unwrap();
+        assert_eq!(
+            through.base,
+            "http://abc123.execute-api.eu-west-2.amazonaws.com:4566"
+        );
+        assert_eq!(
+            (through.endpoint_host.as_str(), through.port),
+            ("127.0.0.1", 4566)
+        );
+        // A stage in the API's URL stays; the endpoint's default port is spelled out.
+        let staged = Through::new(&format!("{api}/v1/"), "https://localhost").unwrap();
+        assert_eq!(
+            staged.base,
+            "https://abc123.execute-api.eu-west-2.amazonaws.com:443/v1"
+        );
+        let bad = Through::new(api, "127.0.0.1:4566").unwrap_err();
+        assert_eq!(bad.exit, crate::error::Exit::Config);
+    }
+
+    #[tokio::test]
+    async fn a_call_through_an_endpoint_reaches_it_addressed_to_the_api() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        let server = tokio::spawn(async move {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let mut head = vec![0; 4096];
+            let read = stream.read(&mut head).await.unwrap();
+            let body = r#"{"ok":true}"#;
+            let reply = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            stream.write_all(reply.as_bytes()).await.unwrap();
+            String::from_utf8_lossy(&head[..read]).to_lowercase()
+        });
+        let through = Through::new(
+            "https://abc123.execute-api.eu-west-2.amazonaws.com",
+            &endpoint,
+        )
+        .unwrap();
+        let credentials = Credentials::new("AKIDEXAMPLE", "secret", None, None, "test");
+        let http = SignedHttp::new(
+            SharedCredentialsProvider::new(credentials),
+            "eu-west-2".into(),
+            None,
+            Some(&through),
+        )
+        .unwrap();
+        let response = http
+            .get(&format!("{}/customer/describe/customer-1", through.base))
+            .await
+            .unwrap();
+        assert_eq!(
+            (response.status, response.body),
+            (200, serde_json::json!({"ok": true}))
+        );
+        let head = server.await.unwrap();
+        assert!(
+            head.starts_with("get /customer/describe/customer-1 http/1.1"),
+            "{head}"
+        );
+        let port = endpoint.rsplit(':').next().unwrap();
+        assert!(
+            head.contains(&format!(
+                "host: abc123.execute-api.eu-west-2.amazonaws.com:{port}"
+            )),
+            "{head}"
+        );
+        assert!(head.contains("authorization: aws4-hmac-sha256"), "{head}");
+    }
 
     #[test]
     fn a_get_is_signed_for_execute_api_in_the_region_with_the_session_token() {
