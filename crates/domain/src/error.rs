@@ -1,7 +1,7 @@
 //! Errors. `ServiceError` is what a service tells its caller; each variant has one HTTP
 //! status and one error name, the name Step Functions `Catch` matches on.
 
-use crate::{Money, Payment, PaymentId};
+use crate::{Money, Payment, PaymentId, workflow_errors};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -107,9 +107,9 @@ impl ServiceError {
             Self::BadInput { .. } => "BadInput".into(),
             Self::NotFound { kind, .. } => format!("{kind}NotFound"),
             Self::Conflict { code, .. } => (*code).into(),
-            Self::PaymentFailed { .. } => "PaymentFailed".into(),
+            Self::PaymentFailed { .. } => workflow_errors::PAYMENT_FAILED.into(),
             Self::UnknownAction { .. } => "UnknownAction".into(),
-            Self::Unavailable(_) => "ServiceUnavailable".into(),
+            Self::Unavailable(_) => workflow_errors::SERVICE_UNAVAILABLE.into(),
             Self::Misconfigured(_) => "Misconfigured".into(),
             Self::Recorded(recorded) => recorded.name.clone(),
         }

@@ -56,6 +56,7 @@ pub mod step;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod work;
+pub mod workflow_errors;
 
 pub use error::{RecordedError, ServiceError, StoreError, WriteError};
 pub use ids::{Address, CustomerId, ItemId, OrderId, PaymentId};

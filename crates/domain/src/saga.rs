@@ -11,7 +11,7 @@
 use crate::entry::{Decode, EventInput, Input, Reply};
 use crate::events::{BusEvent, DetailType, FunctionName};
 use crate::ports::Bus;
-use crate::{Failure, OrderDetail, OrderStatus, ServiceError, step};
+use crate::{Failure, OrderDetail, OrderStatus, ServiceError, step, workflow_errors};
 use serde_json::json;
 use std::future::Future;
 
@@ -81,8 +81,10 @@ pub fn left_undone(previous: Option<&Failure>, undone: &[(Undone, String)]) -> F
 /// same rule for the workflow's `Catch` and the choreography's failure events.
 pub fn failure_status(name: &str) -> OrderStatus {
     match name {
-        "PaymentFailed" => OrderStatus::PaymentFailed,
-        "ItemNotAvailable" | "ItemNotFound" => OrderStatus::ItemNotAvailable,
+        workflow_errors::PAYMENT_FAILED => OrderStatus::PaymentFailed,
+        workflow_errors::ITEM_NOT_AVAILABLE | workflow_errors::ITEM_NOT_FOUND => {
+            OrderStatus::ItemNotAvailable
+        }
         _ => OrderStatus::Failed,
     }
 }

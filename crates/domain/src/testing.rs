@@ -5,7 +5,10 @@
 
 mod inputs;
 
-pub use inputs::{event, get, http_request, invocation, order, send};
+pub use inputs::{
+    assert_decodes_exactly_its_rules, event, get, grown_order, http_request, invocation, order,
+    send,
+};
 
 use crate::events::BusEvent;
 use crate::ports::{Bus, Clock, Random, TaskResult, WorkflowCallback};

@@ -3,6 +3,7 @@
 //! definition file, and its functions against the Lambda crates.
 
 use ewf_domain::events::{FunctionName, RULES};
+use ewf_domain::{PaymentId, ServiceError, workflow_errors};
 use serde_yaml_ng::Value;
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -333,4 +334,61 @@ fn the_sample_delivery_event_names_an_order() {
     let sample = include_str!("../../../data/deliveryEvent.json");
     let order: ewf_domain::OrderRef = serde_json::from_str(sample).unwrap();
     assert_eq!(order.customer_id.as_str(), "customer-1");
+}
+
+/// Every name in an `ErrorEquals` of the definition.
+fn matched_error_names(value: &serde_json::Value, found: &mut BTreeSet<String>) {
+    use serde_json::Value::{Array, Object};
+    match value {
+        Object(fields) => {
+            if let Some(Array(names)) = fields.get("ErrorEquals") {
+                found.extend(
+                    names
+                        .iter()
+                        .filter_map(|name| name.as_str())
+                        .map(str::to_owned),
+                );
+            }
+            fields
+                .values()
+                .for_each(|field| matched_error_names(field, found));
+        }
+        Array(items) => items
+            .iter()
+            .for_each(|item| matched_error_names(item, found)),
+        _ => {}
+    }
+}
+
+#[test]
+fn the_definition_matches_exactly_the_errors_the_services_raise() {
+    let definition: serde_json::Value = serde_json::from_str(DEFINITION).unwrap();
+    let mut matched = BTreeSet::new();
+    matched_error_names(&definition, &mut matched);
+    let ours: BTreeSet<String> = matched
+        .into_iter()
+        .filter(|name| !workflow_errors::is_service_name(name))
+        .collect();
+    let listed: BTreeSet<String> = workflow_errors::MATCHED
+        .iter()
+        .map(|name| name.to_string())
+        .collect();
+    assert_eq!(
+        ours, listed,
+        "the definition's error names and workflow_errors::MATCHED differ"
+    );
+    // And the services raise them: each is the name of the error it stands for.
+    let raised = [
+        ServiceError::conflict(workflow_errors::ITEM_NOT_AVAILABLE, "x").name(),
+        ServiceError::not_found("Item", "item-1").name(),
+        ServiceError::Unavailable("x".into()).name(),
+        ServiceError::PaymentFailed {
+            amount: "1.00".into(),
+            payment_id: PaymentId::parse("01KDX8Q7V3M2N4P6R8S0T2W4Y6").unwrap(),
+        }
+        .name(),
+    ];
+    for name in raised {
+        assert!(listed.contains(&name), "{name} is raised but not listed");
+    }
 }

@@ -184,3 +184,10 @@ async fn workflow_describe_replies_with_the_customer_and_publishes_nothing() {
         assert_eq!(err.error_type, error);
     }
 }
+
+#[test]
+fn the_event_decoder_takes_exactly_what_the_routing_table_sends() {
+    ewf_domain::testing::assert_decodes_exactly_its_rules::<ewf_customer::Command>(
+        ewf_domain::events::FunctionName::Customer,
+    );
+}

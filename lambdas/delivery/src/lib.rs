@@ -8,12 +8,12 @@ use ewf_domain::events::{BusEvent, DetailType, FunctionName, LOGISTICS_SOURCE};
 use ewf_domain::ports::{
     Bus, Clock, DeliveryStore, Estimator, Ledger, Step, TaskResult, WorkflowCallback,
 };
-use ewf_domain::saga;
 use ewf_domain::step::{self, Refusal};
 use ewf_domain::{
     Address, CustomerId, Delivery, DeliveryStatus, Failure, Mode, OrderDetail, OrderId, OrderRef,
     OrderStatus, ServiceError,
 };
+use ewf_domain::{saga, workflow_errors};
 use serde::Deserialize;
 use serde_json::json;
 use std::sync::Arc;
@@ -78,7 +78,7 @@ impl Outcome {
         match self {
             Self::Delivered => TaskResult::Success(json!({ "status": self.status() })),
             Self::Canceled => TaskResult::Failure {
-                error: "DeliveryCanceled".into(),
+                error: workflow_errors::DELIVERY_CANCELED.into(),
                 cause: format!("the delivery of order {order_id} was canceled"),
             },
         }

@@ -577,3 +577,10 @@ async fn bad_invocations_name_the_field() {
     }
     assert!(harness.resumed().is_empty());
 }
+
+#[test]
+fn the_event_decoder_takes_exactly_what_the_routing_table_sends() {
+    ewf_domain::testing::assert_decodes_exactly_its_rules::<ewf_delivery::Command>(
+        ewf_domain::events::FunctionName::Delivery,
+    );
+}

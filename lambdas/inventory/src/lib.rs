@@ -5,11 +5,11 @@ use async_trait::async_trait;
 use ewf_domain::entry::{Decode, EventInput, Function, HttpRequest, Input, Invocation, Reply};
 use ewf_domain::events::{BusEvent, DetailType, FunctionName};
 use ewf_domain::ports::{Bus, InventoryStore, Ledger, Step};
-use ewf_domain::saga;
 use ewf_domain::step::{self, Refusal};
 use ewf_domain::{
     Failure, Item, ItemId, OrderDetail, OrderStatus, RecordedError, ServiceError, StockMove,
 };
+use ewf_domain::{saga, workflow_errors};
 use std::sync::Arc;
 
 const SOURCE: FunctionName = FunctionName::Inventory;
@@ -147,7 +147,7 @@ fn refusal_error(movement: StockMove, item_id: &ItemId, refusal: Refusal) -> Ser
     match (refusal, movement) {
         (Refusal::NotFound, _) => ServiceError::not_found("Item", item_id),
         (Refusal::ConditionFailed, StockMove::Reserve) => ServiceError::conflict(
-            "ItemNotAvailable",
+            workflow_errors::ITEM_NOT_AVAILABLE,
             format!("item {item_id} is not available"),
         ),
         (Refusal::ConditionFailed, _) => ServiceError::conflict(

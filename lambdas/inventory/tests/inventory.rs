@@ -504,3 +504,10 @@ async fn workflow_refusals_are_typed_function_errors() {
     assert_eq!(err.error_type, "ItemNotAvailable");
     assert_eq!(h.stock(SOLD_OUT).await, (1, 0));
 }
+
+#[test]
+fn the_event_decoder_takes_exactly_what_the_routing_table_sends() {
+    ewf_domain::testing::assert_decodes_exactly_its_rules::<ewf_inventory::Command>(
+        ewf_domain::events::FunctionName::Inventory,
+    );
+}

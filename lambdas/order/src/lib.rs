@@ -7,12 +7,12 @@ use ewf_domain::entry::{
 };
 use ewf_domain::events::{BusEvent, DetailType, FunctionName, SCHEDULE_SOURCE, SCHEDULED_EVENT};
 use ewf_domain::ports::{Bus, Clock, Ledger, OrderStore, Random, Step};
-use ewf_domain::saga;
 use ewf_domain::step::{self, Refusal};
 use ewf_domain::{
     CustomerId, Failure, ItemId, Mode, Money, Order, OrderDetail, OrderId, OrderRef, OrderStatus,
     OrderUpdate, PaymentId, ServiceError,
 };
+use ewf_domain::{saga, workflow_errors};
 use serde::Deserialize;
 use serde_json::json;
 use std::sync::Arc;
@@ -268,7 +268,7 @@ impl TaskError {
     /// The payment a PaymentFailed error declined (id and amount), so that the order
     /// names it as the choreography's order does.
     fn declined_payment(&self) -> Option<(PaymentId, Money)> {
-        (self.error == "PaymentFailed")
+        (self.error == workflow_errors::PAYMENT_FAILED)
             .then(|| ServiceError::declined_payment(&self.reason()))
             .flatten()
     }

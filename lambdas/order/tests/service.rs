@@ -859,3 +859,10 @@ async fn the_workflow_records_what_its_compensation_left_undone() {
         Some("Customer customer-1 not found; item not released: inventory is down")
     );
 }
+
+#[test]
+fn the_event_decoder_takes_exactly_what_the_routing_table_sends() {
+    ewf_domain::testing::assert_decodes_exactly_its_rules::<ewf_order::Command>(
+        ewf_domain::events::FunctionName::Order,
+    );
+}

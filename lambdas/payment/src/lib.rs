@@ -33,8 +33,8 @@ pub enum Command {
         amount: Money,
         mode: Mode,
     },
-    /// Refunds the payment the order made, if any: on ItemReturned, on ErrorItemRemoved
-    /// (the paid item could not be taken from the stock) or for the workflow.
+    /// Refunds the payment the order made, if any: on ItemReturned (a canceled delivery,
+    /// or a failure after the payment, once the item is back) or for the workflow.
     CancelOrder { order: OrderDetail, mode: Mode },
 }
 
@@ -72,7 +72,7 @@ impl Decode for Command {
                     mode: Mode::Events,
                 })
             }
-            DetailType::ItemReturned | DetailType::ErrorItemRemoved => Ok(Self::CancelOrder {
+            DetailType::ItemReturned => Ok(Self::CancelOrder {
                 order: event.parse_detail()?,
                 mode: Mode::Events,
             }),

@@ -292,14 +292,16 @@ async fn a_failed_publish_is_retried_and_publishes_the_recorded_payment() {
 }
 
 #[tokio::test]
-async fn item_returned_or_not_removed_cancels_the_payment_once() {
+async fn item_returned_cancels_the_payment_once_after_a_cancellation_or_a_failure() {
     let h = Harness::new(&[PAYS, PAYS]);
-    for (n, refund) in [(1, "ItemReturned"), (2, "ErrorItemRemoved")] {
+    // A canceled delivery, then a failure after the payment (its item is back).
+    for (n, failed) in [(1, false), (2, true)] {
+        let refund = "ItemReturned";
         get(&h.service, "/payment/pay/412.33").await;
         let id = h.nth_payment_id(n);
         let mut returned = priced_order(&format!("o-{n}"));
         returned["paymentId"] = json!(id);
-        if refund == "ErrorItemRemoved" {
+        if failed {
             returned["failure"] = json!({ "status": "FAILED", "reason": "nothing reserved" });
         }
 
@@ -453,4 +455,11 @@ async fn workflow_refusals_are_typed_function_errors() {
         let err = invoke(&h.service, payload.clone()).await.unwrap_err();
         assert_eq!(err.error_type, error, "{payload}");
     }
+}
+
+#[test]
+fn the_event_decoder_takes_exactly_what_the_routing_table_sends() {
+    ewf_domain::testing::assert_decodes_exactly_its_rules::<ewf_payment::Command>(
+        ewf_domain::events::FunctionName::Payment,
+    );
 }

@@ -1,8 +1,12 @@
 //! The three input shapes as they really arrive, built from canonical fixtures, and a
 //! way to send them through [`entry::invoke`] as the Lambda runtime does.
 
-use crate::OrderDetail;
-use crate::entry::{self, Function};
+use crate::entry::{self, Decode, Function, Input};
+use crate::events::{DetailType, FunctionName, LOGISTICS_SOURCE, targets};
+use crate::sample::SampleData;
+use crate::{
+    Estimate, Failure, OrderDetail, OrderStatus, PAYMENT_METHOD, Payment, PaymentId, PaymentStatus,
+};
 use serde::Serialize;
 use serde_json::Value;
 use std::fmt::Display;
@@ -68,6 +72,65 @@ pub async fn send(function: &dyn Function, method: &str, raw_path: &str) -> (u16
 /// Sends a GET request to a function: the status code and the JSON body.
 pub async fn get(function: &dyn Function, raw_path: &str) -> (u16, Value) {
     send(function, "GET", raw_path).await
+}
+
+/// The fixtures' order with all that an order carries along the saga: its item,
+/// customer, delivery estimate, payment and a failure.
+pub fn grown_order() -> OrderDetail {
+    let sample = SampleData::builtin();
+    let customer = sample.customers[0].clone();
+    let now = chrono::Utc::now();
+    OrderDetail {
+        item: Some(sample.items[0].clone()),
+        delivery: Some(Estimate {
+            origin: "depot".into(),
+            address: customer.address.clone(),
+            distance: "4.87".parse().expect("a distance"),
+            duration: 1234,
+            price: Estimate::price_for(1234),
+        }),
+        customer: Some(customer),
+        payment: Some(Payment {
+            payment_id: PaymentId::parse("01KDX8Q7V3M2N4P6R8S0T2W4Y6").expect("a payment id"),
+            amount: "412.33".parse().expect("an amount"),
+            method: PAYMENT_METHOD.into(),
+            status: PaymentStatus::Paid,
+            created_at: now,
+            updated_at: now,
+        }),
+        failure: Some(Failure {
+            status: OrderStatus::Failed,
+            reason: "a test failure".into(),
+        }),
+        ..order()
+    }
+}
+
+/// Holds a service's event decoder to the routing table: of every detail-type, it
+/// decodes exactly those that `RULES` sends to `service` (from the delivery partner for
+/// its reports, from another service otherwise).
+pub fn assert_decodes_exactly_its_rules<C: Decode>(service: FunctionName) {
+    let detail = grown_order();
+    for detail_type in DetailType::ALL {
+        let source = match detail_type {
+            DetailType::Delivered | DetailType::DeliveryCanceled => LOGISTICS_SOURCE,
+            _ => "Order",
+        };
+        let Ok(Input::Event(input)) = Input::from_json(event(detail_type, source, &detail)) else {
+            panic!("{detail_type} is not read as an event");
+        };
+        let routed = targets(*detail_type).any(|target| target == service);
+        match C::from_event(&input) {
+            Ok(_) => assert!(
+                routed,
+                "{service} decodes {detail_type}, which no rule sends it"
+            ),
+            Err(err) => assert!(
+                !routed,
+                "{service} refuses {detail_type}, which its rule sends it: {err}"
+            ),
+        }
+    }
 }
 
 #[cfg(test)]
