@@ -174,6 +174,40 @@ impl Estimate {
     }
 }
 
+/// How a delivery ends: the one outcome the delivery service, the order service and
+/// `ewf` share.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeliveryOutcome {
+    Delivered,
+    Canceled,
+}
+
+impl DeliveryOutcome {
+    /// The outcome of a finished delivery; none while it is under way.
+    pub fn of(status: DeliveryStatus) -> Option<Self> {
+        match status {
+            DeliveryStatus::Delivering => None,
+            DeliveryStatus::Delivered => Some(Self::Delivered),
+            DeliveryStatus::Canceled => Some(Self::Canceled),
+        }
+    }
+
+    pub fn status(self) -> DeliveryStatus {
+        match self {
+            Self::Delivered => DeliveryStatus::Delivered,
+            Self::Canceled => DeliveryStatus::Canceled,
+        }
+    }
+
+    /// The outcome in words, which also name the delivery service's step.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Delivered => "delivered",
+            Self::Canceled => "canceled",
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Delivery {

@@ -10,8 +10,8 @@ use ewf_domain::ports::{
 };
 use ewf_domain::step::{self, Refusal};
 use ewf_domain::{
-    Address, CustomerId, Delivery, DeliveryStatus, Failure, Mode, OrderDetail, OrderId, OrderRef,
-    OrderStatus, ServiceError,
+    Address, CustomerId, Delivery, DeliveryOutcome, DeliveryStatus, Failure, Mode, OrderDetail,
+    OrderId, OrderRef, OrderStatus, ServiceError,
 };
 use ewf_domain::{saga, workflow_errors};
 use serde::Deserialize;
@@ -39,64 +39,38 @@ pub enum Command {
     Describe { order: OrderRef },
     /// Marks a delivery finished on request (HTTP, direct invocation); a finished
     /// delivery is a conflict.
-    Finish { order: OrderRef, outcome: Outcome },
+    Finish {
+        order: OrderRef,
+        outcome: DeliveryOutcome,
+    },
     /// The logistics partner reports how a delivery ended (step `delivered` /
     /// `canceled`): a repeat replays, a report on a finished delivery is ignored.
-    Report { order: OrderRef, outcome: Outcome },
+    Report {
+        order: OrderRef,
+        outcome: DeliveryOutcome,
+    },
     /// The workflow waits for the delivery with this task token.
     Await { detail: OrderDetail, token: String },
 }
 
-/// How a delivery ends.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Outcome {
-    Delivered,
-    Canceled,
+/// How the workflow's waiting task ends: a delivery succeeds with its status; a
+/// cancellation fails the task with DeliveryCanceled, which the workflow catches to
+/// compensate.
+fn task_result(outcome: DeliveryOutcome, order_id: &OrderId) -> TaskResult {
+    match outcome {
+        DeliveryOutcome::Delivered => TaskResult::Success(json!({ "status": outcome.status() })),
+        DeliveryOutcome::Canceled => TaskResult::Failure {
+            error: workflow_errors::DELIVERY_CANCELED.into(),
+            cause: format!("the delivery of order {order_id} was canceled"),
+        },
+    }
 }
 
-impl Outcome {
-    /// The outcome of a finished delivery; none while it is under way.
-    pub fn of(status: DeliveryStatus) -> Option<Self> {
-        match status {
-            DeliveryStatus::Delivering => None,
-            DeliveryStatus::Delivered => Some(Self::Delivered),
-            DeliveryStatus::Canceled => Some(Self::Canceled),
-        }
-    }
-
-    pub fn status(self) -> DeliveryStatus {
-        match self {
-            Self::Delivered => DeliveryStatus::Delivered,
-            Self::Canceled => DeliveryStatus::Canceled,
-        }
-    }
-
-    /// How the workflow's waiting task ends: a delivery succeeds with its status; a
-    /// cancellation fails the task with DeliveryCanceled, which the workflow catches to
-    /// compensate.
-    fn task_result(self, order_id: &OrderId) -> TaskResult {
-        match self {
-            Self::Delivered => TaskResult::Success(json!({ "status": self.status() })),
-            Self::Canceled => TaskResult::Failure {
-                error: workflow_errors::DELIVERY_CANCELED.into(),
-                cause: format!("the delivery of order {order_id} was canceled"),
-            },
-        }
-    }
-
-    /// The outcome in words, which also name its step.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Delivered => "delivered",
-            Self::Canceled => "canceled",
-        }
-    }
-
-    fn event(self) -> DetailType {
-        match self {
-            Self::Delivered => DetailType::DeliveryWasDelivered,
-            Self::Canceled => DetailType::DeliveryWasCanceled,
-        }
+/// What the choreography hears of a finished delivery.
+fn announcement(outcome: DeliveryOutcome) -> DetailType {
+    match outcome {
+        DeliveryOutcome::Delivered => DetailType::DeliveryWasDelivered,
+        DeliveryOutcome::Canceled => DetailType::DeliveryWasCanceled,
     }
 }
 
@@ -147,8 +121,8 @@ impl Decode for Command {
                 detail: detail()?,
                 mode: Mode::Events,
             }),
-            DetailType::Delivered => report(Outcome::Delivered),
-            DetailType::DeliveryCanceled => report(Outcome::Canceled),
+            DetailType::Delivered => report(DeliveryOutcome::Delivered),
+            DetailType::DeliveryCanceled => report(DeliveryOutcome::Canceled),
             _ => Err(event.not_handled_by(FunctionName::Delivery)),
         }
     }
@@ -192,8 +166,8 @@ impl Command {
     ) -> Result<Self, ServiceError> {
         let outcome = match action {
             "describe" => return Ok(Self::Describe { order: order()? }),
-            "delivered" => Outcome::Delivered,
-            "cancel" => Outcome::Canceled,
+            "delivered" => DeliveryOutcome::Delivered,
+            "cancel" => DeliveryOutcome::Canceled,
             other => return Err(ServiceError::unknown_action(other)),
         };
         Ok(Self::Finish {
@@ -353,7 +327,11 @@ impl DeliveryService {
             .ok_or_else(|| ServiceError::not_found("Delivery", &order.order_id))
     }
 
-    async fn finish(&self, order: &OrderRef, outcome: Outcome) -> Result<Delivery, ServiceError> {
+    async fn finish(
+        &self,
+        order: &OrderRef,
+        outcome: DeliveryOutcome,
+    ) -> Result<Delivery, ServiceError> {
         let now = self.clock.now();
         match self
             .store
@@ -391,7 +369,7 @@ impl DeliveryService {
     async fn report(
         &self,
         order: &OrderRef,
-        outcome: Outcome,
+        outcome: DeliveryOutcome,
     ) -> Result<Option<Delivery>, ServiceError> {
         let key = Step::key(FunctionName::Delivery, &order.order_id, outcome.as_str());
         let now = self.clock.now();
@@ -441,7 +419,7 @@ impl DeliveryService {
         };
         tracing::info!(order_id = %detail.order_id, status = %delivery.status, "workflow waits for the delivery");
         // Finished before the workflow got here: nothing else would resume it.
-        match Outcome::of(delivery.status) {
+        match DeliveryOutcome::of(delivery.status) {
             Some(outcome) => self.resume(token, outcome, &detail.order_id).await,
             None => Ok(()),
         }
@@ -450,7 +428,7 @@ impl DeliveryService {
     /// Tells whoever waits that the delivery finished: the workflow holding its task
     /// token, or else the choreography.
     async fn announce(&self, delivery: &Delivery) -> Result<(), ServiceError> {
-        let Some(outcome) = Outcome::of(delivery.status) else {
+        let Some(outcome) = DeliveryOutcome::of(delivery.status) else {
             return Ok(());
         };
         match (&delivery.task_token, delivery.mode) {
@@ -463,7 +441,7 @@ impl DeliveryService {
                     customer_id: delivery.customer_id.clone(),
                     order_id: delivery.order_id.clone(),
                 };
-                let event = BusEvent::new(FunctionName::Delivery, outcome.event(), &order);
+                let event = BusEvent::new(FunctionName::Delivery, announcement(outcome), &order);
                 step::publish(&*self.bus, &[event]).await
             }
         }
@@ -472,11 +450,11 @@ impl DeliveryService {
     async fn resume(
         &self,
         token: &str,
-        outcome: Outcome,
+        outcome: DeliveryOutcome,
         order_id: &OrderId,
     ) -> Result<(), ServiceError> {
         self.callback
-            .resume(token, &outcome.task_result(order_id))
+            .resume(token, &task_result(outcome, order_id))
             .await?;
         Ok(())
     }

@@ -9,8 +9,8 @@ use ewf_domain::events::{BusEvent, DetailType, FunctionName, SCHEDULE_SOURCE, SC
 use ewf_domain::ports::{Bus, Clock, Ledger, OrderStore, Random, Step};
 use ewf_domain::step::{self, Refusal};
 use ewf_domain::{
-    CustomerId, Failure, ItemId, Mode, Money, Order, OrderDetail, OrderId, OrderRef, OrderStatus,
-    OrderUpdate, PaymentId, ServiceError,
+    CustomerId, DeliveryOutcome, Failure, ItemId, Mode, Money, Order, OrderDetail, OrderId,
+    OrderRef, OrderStatus, OrderUpdate, PaymentId, ServiceError,
 };
 use ewf_domain::{saga, workflow_errors};
 use serde::Deserialize;
@@ -41,39 +41,29 @@ pub enum Command {
     },
     /// Records the delivery outcome and passes it on to the saga (DeliveryWasDelivered,
     /// DeliveryWasCanceled).
-    Conclude { order: OrderRef, outcome: Outcome },
+    Conclude {
+        order: OrderRef,
+        outcome: DeliveryOutcome,
+    },
     /// On schedule: announces OrderTimedOut, once, for every order of the choreography
     /// that has not settled by its deadline, so that it is compensated.
     Sweep,
 }
 
-/// How a delivery ended, as far as the order is concerned.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Outcome {
-    Delivered,
-    Canceled,
-}
-
-impl Outcome {
-    fn step(self) -> &'static str {
-        match self {
-            Self::Delivered => "delivered",
-            Self::Canceled => "canceling",
-        }
-    }
-
-    fn status(self) -> OrderStatus {
-        match self {
-            Self::Delivered => OrderStatus::Delivered,
-            Self::Canceled => OrderStatus::Canceling,
-        }
-    }
-
-    fn event(self) -> DetailType {
-        match self {
-            Self::Delivered => DetailType::OrderDelivered,
-            Self::Canceled => DetailType::OrderCanceled,
-        }
+/// What a delivery's outcome means to its order: the step that records it, the status
+/// it moves to, and what the saga hears.
+fn concluded(outcome: DeliveryOutcome) -> (&'static str, OrderStatus, DetailType) {
+    match outcome {
+        DeliveryOutcome::Delivered => (
+            "delivered",
+            OrderStatus::Delivered,
+            DetailType::OrderDelivered,
+        ),
+        DeliveryOutcome::Canceled => (
+            "canceling",
+            OrderStatus::Canceling,
+            DetailType::OrderCanceled,
+        ),
     }
 }
 
@@ -143,8 +133,8 @@ impl Decode for Command {
             DeliveryStarted => advance(OrderStatus::Delivering),
             // The refund of a canceled delivery carries no failure.
             PaymentCanceled => compensated(Some(OrderStatus::Canceled)),
-            DeliveryWasDelivered => conclude(Outcome::Delivered),
-            DeliveryWasCanceled => conclude(Outcome::Canceled),
+            DeliveryWasDelivered => conclude(DeliveryOutcome::Delivered),
+            DeliveryWasCanceled => conclude(DeliveryOutcome::Canceled),
             _ => Err(event.not_handled_by(FunctionName::Order)),
         }
     }
@@ -442,13 +432,14 @@ impl OrderService {
     async fn conclude(
         &self,
         order: &OrderRef,
-        outcome: Outcome,
+        outcome: DeliveryOutcome,
     ) -> Result<Vec<BusEvent>, ServiceError> {
         let record = self.recorded(&order.customer_id, &order.order_id).await?;
         let mut detail = OrderDetail::new(record.customer_id, record.order_id, record.item_id);
         detail.payment_id = record.payment_id;
-        let announce = vec![BusEvent::new(FunctionName::Order, outcome.event(), &detail)];
-        let key = Step::key(FunctionName::Order, &order.order_id, outcome.step());
+        let (step_name, status, announcement) = concluded(outcome);
+        let announce = vec![BusEvent::new(FunctionName::Order, announcement, &detail)];
+        let key = Step::key(FunctionName::Order, &order.order_id, step_name);
         let now = self.clock.now();
         let events = step::perform(
             self.ledger.as_ref(),
@@ -459,7 +450,7 @@ impl OrderService {
                     .advance(
                         &order.customer_id,
                         &order.order_id,
-                        outcome.status(),
+                        status,
                         &OrderUpdate::default(),
                         now,
                         Some(&step),
@@ -472,7 +463,7 @@ impl OrderService {
         )
         .await?;
         step::publish(&*self.bus, &events).await?;
-        tracing::info!(order_id = %order.order_id, status = %outcome.status(), announced = events.len(),
+        tracing::info!(order_id = %order.order_id, %status, announced = events.len(),
             "delivery outcome recorded");
         Ok(events)
     }

@@ -22,7 +22,7 @@ use serde_json::Value;
 use std::time::{Duration, Instant};
 
 /// How a delivery ends.
-pub use ewf_delivery::Outcome;
+pub use ewf_domain::DeliveryOutcome as Outcome;
 
 /// One line of an order's timeline: a stored event or an execution history event.
 #[derive(Clone, Debug, PartialEq, Serialize)]
