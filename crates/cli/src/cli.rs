@@ -103,6 +103,10 @@ pub struct Global {
     /// Output format: tables for people, or JSON for scripts (shapes in `ewf --help`).
     #[arg(long, global = true, value_enum, default_value_t = Format::Table)]
     pub output: Format,
+    /// How long the local stack may wait for another process's lock on its state file:
+    /// a command's own `--timeout`, when it has one.
+    #[arg(skip)]
+    pub lock_wait: Option<Duration>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -199,6 +203,18 @@ pub enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+}
+
+impl Command {
+    /// The command's own `--timeout`, for the commands that have one.
+    pub fn timeout(&self) -> Option<Duration> {
+        let seconds = match self {
+            Self::Order(OrderCommand::Create { timeout, .. }) => *timeout,
+            Self::Deliver(args) | Self::Cancel(args) => args.timeout,
+            _ => return None,
+        };
+        Some(Duration::from_secs(seconds))
+    }
 }
 
 #[derive(Debug, Subcommand)]

@@ -21,13 +21,22 @@ use std::time::Duration;
 /// How often `events --follow` looks for new entries.
 const FOLLOW_POLL: Duration = Duration::from_secs(1);
 
-pub async fn run(cli: Cli, output: &Output) -> Result<()> {
+pub async fn run(mut cli: Cli, output: &Output) -> Result<()> {
+    // A lock on the state file is waited for within the command's own deadline.
+    cli.global.lock_wait = cli
+        .command
+        .timeout()
+        .map(|timeout| timeout.min(ewf_sqlite::BUSY_TIMEOUT));
     // The server stops on Ctrl-C by itself, and that is its normal end.
-    if matches!(cli.command, Command::Local(_)) {
+    let result = if matches!(cli.command, Command::Local(_)) {
         dispatch(&cli.global, output, cli.command).await
     } else {
         interruptible(dispatch(&cli.global, output, cli.command)).await
-    }
+    };
+    result.map_err(|err| match cli.global.local_state_file() {
+        Some(path) => err.explain_state(&path),
+        None => err,
+    })
 }
 
 async fn dispatch(global: &Global, output: &Output, command: Command) -> Result<()> {
@@ -341,7 +350,7 @@ pub fn timeline_table(output: &Output, timeline: &Timeline) -> Table {
 }
 
 async fn serve(global: &Global, output: &Output, port: u16) -> Result<()> {
-    let target = LocalTarget::open(global.state_dir(), None)?;
+    let target = LocalTarget::open(global.state_dir(), None, None)?;
     let (listener, address) = ewf_local::serve::bind(port).await.map_err(|err| {
         CliError::config(format!("cannot listen on 127.0.0.1:{port}: {err}"))
             .hint("pick another --port, or --port 0 for any free one")

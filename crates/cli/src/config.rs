@@ -34,6 +34,15 @@ impl Global {
         })
     }
 
+    /// The state file of the local stack, when the command's target is the local stack
+    /// (`local serve` included).
+    pub fn local_state_file(&self) -> Option<PathBuf> {
+        match self.choose() {
+            Ok(Choice::Local(dir)) => Some(dir.join(ewf_local::stack::STATE_FILE)),
+            _ => None,
+        }
+    }
+
     /// The target of an ordinary command.
     pub fn choose(&self) -> Result<Choice> {
         if self.local {
@@ -72,7 +81,7 @@ impl Global {
                         dir.display()
                     ));
                 }
-                Ok(Box::new(LocalTarget::open(dir, None)?))
+                Ok(Box::new(LocalTarget::open(dir, None, self.lock_wait)?))
             }
             Choice::Aws(settings) => Ok(Box::new(AwsTarget::connect(&settings).await?)),
         }

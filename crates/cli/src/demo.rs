@@ -185,7 +185,7 @@ pub async fn run(global: &Global, output: &Output, rng_seed: Option<u64>) -> Res
     let mut _scratch = None;
     let target: Box<dyn Target> = match (global.named_stack(), &global.state_dir) {
         (Some(settings), _) if !global.local => Box::new(AwsTarget::connect(&settings).await?),
-        (_, Some(dir)) => Box::new(LocalTarget::open(dir.clone(), rng_seed)?),
+        (_, Some(dir)) => Box::new(LocalTarget::open(dir.clone(), rng_seed, None)?),
         (_, None) => {
             let dir = tempfile::Builder::new()
                 .prefix("ewf-demo-")
@@ -194,7 +194,7 @@ pub async fn run(global: &Global, output: &Output, rng_seed: Option<u64>) -> Res
                     CliError::config(format!("cannot create a temporary directory: {err}"))
                         .hint("pass --state-dir DIR")
                 })?;
-            let target = LocalTarget::open(dir.path().to_path_buf(), rng_seed)?;
+            let target = LocalTarget::open(dir.path().to_path_buf(), rng_seed, None)?;
             _scratch = Some(dir);
             Box::new(target)
         }
