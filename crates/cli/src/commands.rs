@@ -27,6 +27,11 @@ pub async fn run(mut cli: Cli, output: &Output) -> Result<()> {
         .command
         .timeout()
         .map(|timeout| timeout.min(ewf_sqlite::BUSY_TIMEOUT));
+    // These run on the local stack only: AWS options would be ignored.
+    if matches!(cli.command, Command::Bench { .. } | Command::Local(_)) {
+        cli.global.local = true;
+        cli.global.refuse_aws_options_without_stack()?;
+    }
     // The server stops on Ctrl-C by itself, and that is its normal end.
     let result = if matches!(cli.command, Command::Local(_)) {
         dispatch(&cli.global, output, cli.command).await

@@ -183,6 +183,9 @@ struct Report {
 pub async fn run(global: &Global, output: &Output, rng_seed: Option<u64>) -> Result<()> {
     // A temporary state directory lives as long as the demo.
     let mut _scratch = None;
+    if global.local || global.named_stack().is_none() {
+        global.refuse_aws_options_without_stack()?;
+    }
     let target: Box<dyn Target> = match (global.named_stack(), &global.state_dir) {
         (Some(settings), _) if !global.local => Box::new(AwsTarget::connect(&settings).await?),
         (_, Some(dir)) => Box::new(LocalTarget::open(dir.clone(), rng_seed, None)?),
