@@ -437,12 +437,11 @@ impl Target for AwsTarget {
                 .map_err(store_error)?;
             data.items.len()
         } else {
-            // Existing items keep their stock: one conditional put each.
-            let mut written = 0;
-            for item in &data.items {
-                written += usize::from(self.inventory.put(item, false).await.map_err(store_error)?);
-            }
-            written
+            // Existing items keep their stock: conditional puts, in batches.
+            self.inventory
+                .put_absent(&data.items)
+                .await
+                .map_err(store_error)?
         };
         Ok(SeedSummary {
             customers: data.customers.len(),
