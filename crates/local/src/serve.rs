@@ -77,9 +77,22 @@ const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
 /// (too large, malformed) is refused here with a JSON body like every other answer;
 /// what passes is handed to the HTTP library unchanged.
 async fn connection(mut stream: TcpStream, app: Router) {
-    let head = match tokio::time::timeout(HEAD_TIMEOUT, read_head(&mut stream)).await {
-        Ok(Ok(head)) => head,
-        Ok(Err(Refusal(status, error, message))) => {
+    let read = tokio::time::timeout(HEAD_TIMEOUT, read_head(&mut stream)).await;
+    let refused = match read {
+        Ok(Ok(head)) => Ok(head),
+        Ok(Err(refusal)) => Err(refusal),
+        Err(_) => Err(Refusal(
+            408,
+            "RequestTimeout",
+            format!(
+                "no complete request line and headers within {}s",
+                HEAD_TIMEOUT.as_secs()
+            ),
+        )),
+    };
+    let head = match refused {
+        Ok(head) => head,
+        Err(Refusal(status, error, message)) => {
             let body = json!({ "error": error, "message": message }).to_string();
             let answer = format!(
                 "HTTP/1.1 {status} {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
@@ -92,7 +105,6 @@ async fn connection(mut stream: TcpStream, app: Router) {
             let _ = stream.shutdown().await;
             return;
         }
-        Err(_) => return,
     };
     let io = hyper_util::rt::TokioIo::new(Rewound { head, stream });
     let service = hyper_util::service::TowerToHyperService::new(app);
