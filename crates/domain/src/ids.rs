@@ -165,14 +165,14 @@ pub fn parse_amount(value: &str) -> Result<Money, ServiceError> {
 /// [`parse_amount`], naming `field` when it refuses.
 pub fn parse_amount_field(field: &'static str, value: &str) -> Result<Money, ServiceError> {
     let invalid = || ServiceError::bad_input(field, AMOUNT_GRAMMAR);
-    let (whole, fraction) = value.split_once('.').unwrap_or((value, ""));
-    let digits = |text: &str| text.bytes().all(|byte| byte.is_ascii_digit());
-    let well_formed = !whole.is_empty()
-        && digits(whole)
+    let (whole, fraction) = match value.split_once('.') {
+        Some((whole, fraction)) => (whole, Some(fraction)),
+        None => (value, None),
+    };
+    let digits = |text: &str| !text.is_empty() && text.bytes().all(|byte| byte.is_ascii_digit());
+    let well_formed = digits(whole)
         && (whole == "0" || !whole.starts_with('0'))
-        && digits(fraction)
-        && fraction.len() <= 2
-        && (fraction.is_empty() == !value.contains('.'));
+        && fraction.is_none_or(|fraction| fraction.len() <= 2 && digits(fraction));
     if !well_formed {
         return Err(invalid());
     }
