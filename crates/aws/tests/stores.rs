@@ -114,6 +114,31 @@ async fn items_keep_their_stock_unless_overwritten_and_their_price_exactly() {
 }
 
 #[tokio::test]
+async fn seeding_without_reset_writes_only_absent_items_even_when_seeds_race() {
+    let fixture = Fixture::new().await;
+    let inventory = fixture.inventory().await;
+    // One item exists and has moved: seeding must keep its stock.
+    inventory.put(&item("race-0", 5), true).await.unwrap();
+    let reserved = inventory
+        .apply(&ItemId::parse("race-0").unwrap(), StockMove::Reserve, None)
+        .await
+        .unwrap();
+    // More than one batch read (100 keys), with a repeated id.
+    let mut items: Vec<_> = (0..150).map(|n| item(&format!("race-{n}"), 10)).collect();
+    items.push(item("race-1", 77));
+    let (first, second) = tokio::join!(inventory.put_absent(&items), inventory.put_absent(&items));
+    // Two seeds at once: every absent item is written by exactly one of them.
+    assert_eq!(first.unwrap() + second.unwrap(), 149);
+    assert_eq!(
+        inventory.get(&reserved.item_id).await.unwrap(),
+        Some(reserved.clone())
+    );
+    let first_of_its_id = inventory.get(&items[1].item_id).await.unwrap().unwrap();
+    assert_eq!(first_of_its_id.available, 10);
+    assert_eq!(inventory.put_absent(&items).await.unwrap(), 0);
+}
+
+#[tokio::test]
 async fn stock_moves_obey_their_guards() {
     let fixture = Fixture::new().await;
     let inventory = fixture.inventory().await;

@@ -55,7 +55,7 @@ pub async fn run(output: &Output, orders: u32, concurrency: u32, modes: &[Mode])
             CliError::config(format!("cannot create a temporary directory: {err}"))
                 .hint("check TMPDIR")
         })?;
-    let target = LocalTarget::open(scratch.path().to_path_buf(), None)?;
+    let target = LocalTarget::open(scratch.path().to_path_buf(), None, None)?;
     let stack = target.stack().clone();
     let customer = CustomerId::parse("customer-1")?;
     let item = ItemId::parse(BENCH_ITEM)?;

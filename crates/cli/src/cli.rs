@@ -13,25 +13,31 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 const EXIT_CODES: &str = "\
 Target: a deployed stack when one is named (--stack, the EWF_STACK variable, or stack_name
 in ./samconfig.toml), otherwise the embedded local stack in --state-dir (a note on stderr
-says so). --local always picks the local stack.
+says so, terminal or not). --local always picks the local stack. --profile, --region and
+--endpoint-url without a stack (or with --local) are a usage error. JSON documents name
+their target.
 
 Exit codes:
   0    success
   1    an expectation was not met: --expect saw another status, the order did not settle
        within --timeout (the order is still printed), a demo check (parity,
        conservation) failed, or an order of `compare` did not end as its scenario does
-  2    usage: a malformed option, id or value (e.g. a probability outside 0..1)
+  2    usage: a malformed option, id or value (e.g. a probability outside 0..1), a
+       command without its subcommand, AWS-only options without a stack
   3    not found: an unknown order or execution, or another lookup of something that
        is not there (an unknown customer on `order create` is no lookup: the saga runs
        and ends the order FAILED, so --expect DELIVERING exits 1)
-  4    configuration or credentials: no stack, no region, no credentials, a missing tool
+  4    configuration or credentials: no stack, no region, no credentials, a missing
+       tool, an endpoint refusing connections; a state file not writable or not a file
   5    the service refused or failed (e.g. delivering an order that is not in delivery,
        or whose delivery was canceled first: of a deliver and a cancel racing on one
-       order, one succeeds and the other exits 5 naming the outcome that won)
+       order, one succeeds and the other exits 5 naming the outcome that won); a
+       damaged state file, or one locked by another process past --timeout
   130  interrupted (Ctrl-C)
 
 Errors are one line on stderr, saying what to do next. Data goes to stdout; progress and
-notes go to stderr, and only when stderr is a terminal. NO_COLOR turns colours off.
+notes go to stderr, and only when stderr is a terminal (the note naming an implicitly
+chosen local stack always). NO_COLOR turns colours off.
 EWF_LOG sets the log filter (e.g. EWF_LOG=debug).
 
 JSON output (--output json): one document on stdout; fields marked ? may be absent.
@@ -119,6 +125,10 @@ pub struct Global {
     /// markdown for `compare`, mermaid for `events`.
     #[arg(long, global = true, value_enum, default_value_t = Format::Table)]
     pub output: Format,
+    /// How long the local stack may wait for another process's lock on its state file:
+    /// a command's own `--timeout`, when it has one.
+    #[arg(skip)]
+    pub lock_wait: Option<Duration>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -240,6 +250,18 @@ pub enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+}
+
+impl Command {
+    /// The command's own `--timeout`, for the commands that have one.
+    pub fn timeout(&self) -> Option<Duration> {
+        let seconds = match self {
+            Self::Order(OrderCommand::Create { timeout, .. }) => *timeout,
+            Self::Deliver(args) | Self::Cancel(args) => args.timeout,
+            _ => return None,
+        };
+        Some(Duration::from_secs(seconds))
+    }
 }
 
 #[derive(Debug, Subcommand)]

@@ -26,13 +26,27 @@ const TIMELINE_POLL: Duration = Duration::from_millis(500);
 /// How long `events` looks for an order that nothing is known of yet.
 const UNKNOWN_ORDER_GRACE: Duration = Duration::from_secs(5);
 
-pub async fn run(cli: Cli, output: &Output) -> Result<()> {
+pub async fn run(mut cli: Cli, output: &Output) -> Result<()> {
+    // A lock on the state file is waited for within the command's own deadline.
+    cli.global.lock_wait = cli
+        .command
+        .timeout()
+        .map(|timeout| timeout.min(ewf_sqlite::BUSY_TIMEOUT));
+    // These run on the local stack only: AWS options would be ignored.
+    if matches!(cli.command, Command::Bench { .. } | Command::Local(_)) {
+        cli.global.local = true;
+        cli.global.refuse_aws_options_without_stack()?;
+    }
     // The server stops on Ctrl-C by itself, and that is its normal end.
-    if matches!(cli.command, Command::Local(_)) {
+    let result = if matches!(cli.command, Command::Local(_)) {
         dispatch(&cli.global, output, cli.command).await
     } else {
         interruptible(dispatch(&cli.global, output, cli.command)).await
-    }
+    };
+    result.map_err(|err| match cli.global.local_state_file() {
+        Some(path) => err.explain_state(&path),
+        None => err,
+    })
 }
 
 async fn dispatch(global: &Global, output: &Output, command: Command) -> Result<()> {
@@ -442,7 +456,7 @@ pub fn timeline_table(output: &Output, timeline: &Timeline) -> Table {
 }
 
 async fn serve(global: &Global, output: &Output, port: u16) -> Result<()> {
-    let target = LocalTarget::open(global.state_dir(), None)?;
+    let target = LocalTarget::open(global.state_dir(), None, None)?;
     let (listener, address) = ewf_local::serve::bind(port).await.map_err(|err| {
         CliError::config(format!("cannot listen on 127.0.0.1:{port}: {err}"))
             .hint("pick another --port, or --port 0 for any free one")

@@ -2,7 +2,7 @@
 //! `samconfig.toml`), or the local stack by default.
 
 use crate::cli::Global;
-use crate::error::{CliError, Result};
+use crate::error::{CliError, Exit, Result};
 use crate::output::Output;
 use crate::targets::Target;
 use crate::targets::aws::{AwsSettings, AwsTarget};
@@ -35,9 +35,53 @@ impl Global {
         })
     }
 
+    /// The state file of the local stack, when the command's target is the local stack
+    /// (`local serve` included).
+    pub fn local_state_file(&self) -> Option<PathBuf> {
+        match self.choose() {
+            Ok(Choice::Local(dir)) => Some(dir.join(ewf_local::stack::STATE_FILE)),
+            _ => None,
+        }
+    }
+
+    /// The AWS-only options given (`--profile`, `--region`, `--endpoint-url`).
+    fn aws_options(&self) -> Vec<&'static str> {
+        [
+            ("--profile", self.profile.is_some()),
+            ("--region", self.region.is_some()),
+            ("--endpoint-url", self.endpoint_url.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(name, given)| given.then_some(name))
+        .collect()
+    }
+
+    /// AWS-only options need a stack to apply to: without one (or with `--local`) they
+    /// are a usage error, never silently ignored.
+    pub fn refuse_aws_options_without_stack(&self) -> Result<()> {
+        let given = self.aws_options();
+        if given.is_empty() {
+            return Ok(());
+        }
+        let options = given.join(", ");
+        Err(if self.local {
+            CliError::new(
+                Exit::Usage,
+                format!(
+                    "{options}: for a deployed stack only, and this command runs on the local stack"
+                ),
+            )
+            .hint("drop them; or name the stack with --stack NAME, without --local")
+        } else {
+            CliError::new(Exit::Usage, format!("{options} given, but no stack named"))
+                .hint("name the stack with --stack NAME, EWF_STACK or samconfig.toml (ewf deploy writes it); or drop them to use the local stack")
+        })
+    }
+
     /// The target of an ordinary command.
     pub fn choose(&self) -> Result<Choice> {
         if self.local {
+            self.refuse_aws_options_without_stack()?;
             return Ok(Choice::Local(self.state_dir()));
         }
         if let Some(settings) = self.named_stack() {
@@ -58,7 +102,10 @@ impl Global {
                 endpoint_url: self.endpoint_url.clone(),
                 api_url: self.api_url.clone(),
             })),
-            None => Ok(Choice::Local(self.state_dir())),
+            None => {
+                self.refuse_aws_options_without_stack()?;
+                Ok(Choice::Local(self.state_dir()))
+            }
         }
     }
 
@@ -66,18 +113,21 @@ impl Global {
     /// configured and the local stack is used.
     pub async fn open(&self, output: &Output) -> Result<Box<dyn Target>> {
         let explicit = self.local;
-        match self.choose()? {
+        let target: Box<dyn Target> = match self.choose()? {
             Choice::Local(dir) => {
                 if !explicit {
-                    output.note(&format!(
-                        "no stack configured (--stack, EWF_STACK or samconfig.toml): using the local stack in {}",
+                    // On stderr even for a script: it must learn that AWS was not reached.
+                    output.notice(&format!(
+                        "note: no stack named (--stack, EWF_STACK or samconfig.toml): using the local stack in {}",
                         dir.display()
                     ));
                 }
-                Ok(Box::new(LocalTarget::open(dir, None)?))
+                Box::new(LocalTarget::open(dir, None, self.lock_wait)?)
             }
-            Choice::Aws(settings) => Ok(Box::new(AwsTarget::connect(&settings).await?)),
-        }
+            Choice::Aws(settings) => Box::new(AwsTarget::connect(&settings).await?),
+        };
+        output.set_target(target.describe());
+        Ok(target)
     }
 }
 

@@ -242,11 +242,17 @@ pub async fn open_target(
     global: &Global,
     rng_seed: Option<u64>,
 ) -> Result<(Box<dyn Target>, Option<tempfile::TempDir>)> {
+    if global.local || global.named_stack().is_none() {
+        global.refuse_aws_options_without_stack()?;
+    }
     Ok(match (global.named_stack(), &global.state_dir) {
         (Some(settings), _) if !global.local => {
             (Box::new(AwsTarget::connect(&settings).await?), None)
         }
-        (_, Some(dir)) => (Box::new(LocalTarget::open(dir.clone(), rng_seed)?), None),
+        (_, Some(dir)) => (
+            Box::new(LocalTarget::open(dir.clone(), rng_seed, None)?),
+            None,
+        ),
         (_, None) => {
             let dir = tempfile::Builder::new()
                 .prefix("ewf-scratch-")
@@ -255,7 +261,7 @@ pub async fn open_target(
                     CliError::config(format!("cannot create a temporary directory: {err}"))
                         .hint("pass --state-dir DIR")
                 })?;
-            let target = LocalTarget::open(dir.path().to_path_buf(), rng_seed)?;
+            let target = LocalTarget::open(dir.path().to_path_buf(), rng_seed, None)?;
             (Box::new(target), Some(dir))
         }
     })

@@ -280,7 +280,7 @@ mod tests {
     #[tokio::test]
     async fn every_scenario_of_both_modes_draws_a_well_formed_diagram() {
         let dir = tempfile::tempdir().unwrap();
-        let target = LocalTarget::open(dir.path().to_path_buf(), Some(3)).unwrap();
+        let target = LocalTarget::open(dir.path().to_path_buf(), Some(3), None).unwrap();
         target.seed(&demo_data(), true).await.unwrap();
         let settle = Duration::from_secs(60);
         for scenario in SCENARIOS {

@@ -19,6 +19,9 @@ pub enum Exit {
 pub struct CliError {
     pub exit: Exit,
     pub message: String,
+    /// Whether the local stack's storage failed: then the state file itself is asked
+    /// what is wrong with it (see [`CliError::explain_state`]).
+    pub storage: bool,
 }
 
 pub type Result<T, E = CliError> = std::result::Result<T, E>;
@@ -28,6 +31,7 @@ impl CliError {
         Self {
             exit,
             message: message.into(),
+            storage: false,
         }
     }
 
@@ -75,15 +79,48 @@ impl From<ServiceError> for CliError {
 impl From<LocalError> for CliError {
     fn from(err: LocalError) -> Self {
         match err {
-            LocalError::Service(err) => err.into(),
+            LocalError::Service(err) if !err.is_transient() => err.into(),
             LocalError::NotSettled { .. } => Self::expectation(err.to_string())
                 .hint("look at its timeline with `ewf events --order`"),
             LocalError::StateDir { .. } => {
                 Self::config(err.to_string()).hint("pass a writable --state-dir")
             }
             LocalError::Settings(_) => Self::config(err.to_string()),
-            other => Self::service(format!("local stack: {other}"))
-                .hint("retry; remove the state directory to start afresh if it persists"),
+            LocalError::Service(err) if err.is_transient() => Self {
+                storage: true,
+                ..err.into()
+            },
+            other => Self {
+                storage: true,
+                ..Self::service(format!("local stack: {other}"))
+                    .hint("retry; remove the state directory to start afresh if it persists")
+            },
+        }
+    }
+}
+
+impl CliError {
+    /// A storage failure of the local stack, explained by the state file at `path` when
+    /// the file is at fault: not a file or not writable (exit 4), locked by another
+    /// process past the wait allowed, or damaged (exit 5). Otherwise unchanged.
+    pub fn explain_state(self, path: &std::path::Path) -> Self {
+        use ewf_sqlite::StateProblem;
+        if !self.storage {
+            return self;
+        }
+        let Some(problem) = ewf_sqlite::diagnose(path) else {
+            return self;
+        };
+        let text = problem.to_string();
+        match problem {
+            StateProblem::NotAFile(_) | StateProblem::NotWritable(..) => Self::config(text)
+                .hint("make it a writable file, or pass another --state-dir"),
+            StateProblem::Locked(_) => Self::service(text).hint(
+                "retry when it has finished, or give the command a longer --timeout",
+            ),
+            StateProblem::Damaged(..) => Self::service(text).hint(
+                "move the state directory away (its orders are lost) and run `ewf seed` to start afresh",
+            ),
         }
     }
 }

@@ -60,12 +60,17 @@ fn main() -> ExitCode {
 /// on stderr and exit code 2.
 fn usage_error(err: &clap::Error) -> ExitCode {
     use clap::error::ErrorKind;
-    if !err.use_stderr() || err.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+    if !err.use_stderr() {
         let _ = err.print();
         return ExitCode::from(u8::try_from(err.exit_code()).unwrap_or(Exit::Usage as u8));
     }
-    // clap's message spans lines (the problem, then usage); keep the problem.
     let rendered = err.render().to_string();
+    if err.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+        // clap shows the whole help; one line names the commands instead.
+        eprintln!("{}", missing_command(&rendered));
+        return ExitCode::from(Exit::Usage as u8);
+    }
+    // clap's message spans lines (the problem, then usage); keep the problem.
     let problem: Vec<&str> = rendered
         .lines()
         .map(str::trim)
@@ -77,6 +82,34 @@ fn usage_error(err: &clap::Error) -> ExitCode {
         problem.join(" ")
     );
     ExitCode::from(Exit::Usage as u8)
+}
+
+/// One line for a command given without its subcommand, from the help clap rendered:
+/// the command's path (its usage line) and the names in its `Commands:` list.
+fn missing_command(help: &str) -> String {
+    let usage = help
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("Usage: "))
+        .unwrap_or("ewf");
+    let path: Vec<&str> = usage
+        .split_whitespace()
+        .take_while(|word| !word.starts_with(['[', '<']))
+        .collect();
+    let path = path.join(" ");
+    let commands: Vec<&str> = help
+        .lines()
+        .skip_while(|line| !line.starts_with("Commands:"))
+        .skip(1)
+        .take_while(|line| !line.trim().is_empty())
+        // A name starts its line after two spaces; longer indents continue a description.
+        .filter(|line| line.starts_with("  ") && !line.starts_with("   "))
+        .filter_map(|line| line.split_whitespace().next())
+        .filter(|name| *name != "help")
+        .collect();
+    format!(
+        "`{path}` needs a command: {} — see `{path} --help`",
+        commands.join(", ")
+    )
 }
 
 /// Logs go to stderr, off unless EWF_LOG asks for them (e.g. EWF_LOG=debug).

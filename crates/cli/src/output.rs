@@ -11,6 +11,8 @@ use std::time::Duration;
 
 pub struct Output {
     format: Format,
+    /// The target the command runs against, added to every JSON document it shows.
+    target: std::sync::OnceLock<String>,
     /// Whether stderr is a terminal: notes and progress go nowhere otherwise.
     interactive: bool,
     color: bool,
@@ -21,6 +23,7 @@ impl Output {
         let no_color = std::env::var_os("NO_COLOR").is_some_and(|value| !value.is_empty());
         Self {
             format,
+            target: std::sync::OnceLock::new(),
             interactive: std::io::stderr().is_terminal(),
             color: !no_color && std::io::stdout().is_terminal(),
         }
@@ -41,10 +44,22 @@ impl Output {
         let _ = writeln!(stdout, "{text}").and_then(|()| stdout.flush());
     }
 
-    /// Prints `value` as JSON, or the table `render` makes.
+    /// Records the command's target (once), for the JSON documents of [`Output::show`].
+    pub fn set_target(&self, target: String) {
+        let _ = self.target.set(target);
+    }
+
+    /// Prints `value` as JSON, with the command's `target` added to a document that does
+    /// not name one, or the table `render` makes.
     pub fn show<T: Serialize>(&self, value: &T, render: impl FnOnce(&T) -> Table) {
         if self.is_json() {
-            self.json(value);
+            let mut document = serde_json::to_value(value).unwrap_or_default();
+            if let (Some(target), Some(fields)) = (self.target.get(), document.as_object_mut()) {
+                fields
+                    .entry("target")
+                    .or_insert_with(|| target.clone().into());
+            }
+            self.json(&document);
         } else {
             self.print(&render(value).to_string());
         }
@@ -53,6 +68,12 @@ impl Output {
     pub fn json(&self, value: &impl Serialize) {
         // Our output types are plain data, so serialising them cannot fail.
         self.print(&serde_json::to_string_pretty(value).unwrap_or_default());
+    }
+
+    /// A note that scripts must see too (e.g. which target was chosen for them): on
+    /// stderr, terminal or not.
+    pub fn notice(&self, text: &str) {
+        eprintln!("{text}");
     }
 
     /// A note for the person at the terminal.

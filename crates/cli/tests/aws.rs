@@ -383,9 +383,11 @@ fn stack_outputs_are_read(stack: &Stack) {
 
 async fn seed_fills_the_tables_and_keeps_stock(stack: &Stack) {
     let first = stack.json(&["seed"]);
+    // Every document names the stack it was read from.
+    let target = format!("stack {} ({REGION})", stack.name);
     assert_eq!(
         first,
-        json!({"customers": 3, "itemsWritten": 3, "itemsKept": 0})
+        json!({"customers": 3, "itemsWritten": 3, "itemsKept": 0, "target": target})
     );
     let customers = stack
         .dynamo()
@@ -408,7 +410,7 @@ async fn seed_fills_the_tables_and_keeps_stock(stack: &Stack) {
     stack.inventory().put(&item, true).await.unwrap();
     assert_eq!(
         stack.json(&["seed"]),
-        json!({"customers": 3, "itemsWritten": 0, "itemsKept": 3})
+        json!({"customers": 3, "itemsWritten": 0, "itemsKept": 3, "target": target})
     );
     assert_eq!(stack.available("item-2").await, 1);
     assert_eq!(stack.json(&["seed", "--reset"])["itemsWritten"], 3);

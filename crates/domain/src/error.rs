@@ -93,7 +93,8 @@ impl ServiceError {
             Self::PaymentFailed { .. } => 402,
             Self::NotFound { .. } => 404,
             Self::Conflict { .. } => 409,
-            Self::UnknownAction { .. } => 501,
+            // An unknown action is an unknown route: the server did not fail.
+            Self::UnknownAction { .. } => 404,
             Self::Misconfigured(_) => 500,
             Self::Unavailable(_) => 503,
             Self::Recorded(recorded) => recorded.status,

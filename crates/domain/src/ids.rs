@@ -151,27 +151,82 @@ impl<'de> Deserialize<'de> for Address {
     }
 }
 
-/// A payment amount: positive, at most two decimal places, at most 1,000,000.
+/// What an amount must look like, for every error that refuses one.
+pub const AMOUNT_GRAMMAR: &str = "must be digits, optionally a point and one or two digits (no sign, exponent, separator, space or leading zero), above 0 and at most 1000000";
+
+/// An amount as text, wherever it comes from (a path, a workflow payload, a data file, a
+/// command line): digits, optionally a point and one or two digits; above 0, at most
+/// 1,000,000; no sign, exponent, separator, space or leading zero. The text is the
+/// whole contract, so `1.500` or `1e2` are refused rather than read as a number.
 pub fn parse_amount(value: &str) -> Result<Money, ServiceError> {
-    let invalid = || {
-        ServiceError::bad_input(
-            "amount",
-            "must be a positive decimal with at most two decimal places, at most 1000000",
-        )
-    };
-    let amount: Money = value.trim().parse().map_err(|_| invalid())?;
-    check_amount(amount).map_err(|_| invalid())
+    parse_amount_field("amount", value)
 }
 
-/// Checks an amount that is already a decimal (a workflow payload, an event detail).
-pub fn check_amount(amount: Money) -> Result<Money, ServiceError> {
-    if amount <= Money::ZERO || amount > MAX_AMOUNT || amount.normalize().scale() > 2 {
-        return Err(ServiceError::bad_input(
-            "amount",
-            "must be a positive decimal with at most two decimal places, at most 1000000",
-        ));
+/// [`parse_amount`], naming `field` when it refuses.
+pub fn parse_amount_field(field: &'static str, value: &str) -> Result<Money, ServiceError> {
+    let invalid = || ServiceError::bad_input(field, AMOUNT_GRAMMAR);
+    let (whole, fraction) = match value.split_once('.') {
+        Some((whole, fraction)) => (whole, Some(fraction)),
+        None => (value, None),
+    };
+    let digits = |text: &str| !text.is_empty() && text.bytes().all(|byte| byte.is_ascii_digit());
+    let well_formed = digits(whole)
+        && (whole == "0" || !whole.starts_with('0'))
+        && fraction.is_none_or(|fraction| fraction.len() <= 2 && digits(fraction));
+    if !well_formed {
+        return Err(invalid());
     }
-    Ok(amount)
+    let amount: Money = value.parse().map_err(|_| invalid())?;
+    within_bounds(amount).ok_or_else(invalid)
+}
+
+/// Checks an amount that is already a decimal (the sum of two checked prices): the same
+/// bounds, and at most two places.
+pub fn check_amount(amount: Money) -> Result<Money, ServiceError> {
+    within_bounds(amount)
+        .filter(|amount| amount.normalize().scale() <= 2)
+        .ok_or_else(|| ServiceError::bad_input("amount", AMOUNT_GRAMMAR))
+}
+
+fn within_bounds(amount: Money) -> Option<Money> {
+    (amount > Money::ZERO && amount <= MAX_AMOUNT).then_some(amount)
+}
+
+/// An amount in JSON (a workflow payload, a data file), read as text under the grammar of
+/// [`parse_amount`]: a string (`"12.30"`) or a whole number (`12`). A number with a point
+/// or an exponent is refused, because JSON parsing has already lost its text (`1.500`
+/// and `1e2` would pass as 1.5 and 100).
+pub fn amount_from_json(
+    field: &'static str,
+    value: &serde_json::Value,
+) -> Result<Money, ServiceError> {
+    match value {
+        serde_json::Value::String(text) => parse_amount_field(field, text),
+        serde_json::Value::Number(number) if number.is_u64() => {
+            parse_amount_field(field, &number.to_string())
+        }
+        _ => Err(ServiceError::bad_input(
+            field,
+            format!("{AMOUNT_GRAMMAR}, as a string"),
+        )),
+    }
+}
+
+/// An amount field of a JSON document, read by [`amount_from_json`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct JsonAmount(pub Money);
+
+impl<'de> Deserialize<'de> for JsonAmount {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let value = serde_json::Value::deserialize(deserializer)?;
+        amount_from_json("amount", &value)
+            .map(Self)
+            .map_err(|err| match err {
+                // The caller names the field; say only what is wrong with it.
+                ServiceError::BadInput { message, .. } => serde::de::Error::custom(message),
+                other => serde::de::Error::custom(other),
+            })
+    }
 }
 
 #[cfg(test)]
@@ -200,15 +255,47 @@ mod tests {
     }
 
     #[test]
-    fn amounts_are_positive_cents_within_bounds() {
-        assert_eq!(parse_amount("12.30").unwrap().to_string(), "12.30");
-        assert_eq!(parse_amount("1000000").unwrap(), MAX_AMOUNT);
-        for bad in ["0", "-1", "1.001", "abc", "1000000.01", "NaN", ""] {
-            assert_eq!(
-                parse_amount(bad).unwrap_err().field(),
-                Some("amount"),
-                "{bad}"
-            );
+    fn amounts_follow_one_grammar() {
+        for (text, expected) in [
+            ("12.30", "12.30"),
+            ("12.3", "12.3"),
+            ("0.01", "0.01"),
+            ("0.5", "0.5"),
+            ("7", "7"),
+            ("1000000", "1000000"),
+            ("1000000.00", "1000000.00"),
+        ] {
+            assert_eq!(parse_amount(text).unwrap().to_string(), expected, "{text}");
+        }
+        for bad in crate::testing::MALFORMED_AMOUNTS {
+            let err = parse_amount(bad).unwrap_err();
+            assert_eq!(err.field(), Some("amount"), "{bad}");
+            assert!(err.to_string().contains(AMOUNT_GRAMMAR), "{bad}");
+        }
+    }
+
+    #[test]
+    fn json_amounts_follow_the_same_grammar() {
+        let read = |json: &str| amount_from_json("amount", &serde_json::from_str(json).unwrap());
+        assert_eq!(read(r#""412.33""#).unwrap().to_string(), "412.33");
+        assert_eq!(read("412").unwrap().to_string(), "412");
+        for bad in ["1e2", "1.5", r#""1.500""#, "-1", "true", "null", r#""1e2""#] {
+            assert_eq!(read(bad).unwrap_err().field(), Some("amount"), "{bad}");
+        }
+        let JsonAmount(amount) = serde_json::from_str(r#""7.50""#).unwrap();
+        assert_eq!(amount.to_string(), "7.50");
+    }
+
+    #[test]
+    fn computed_amounts_keep_the_bounds() {
+        assert!(check_amount(Money::new(41_233, 2)).is_ok());
+        assert!(check_amount(Money::new(1_500, 3)).is_ok());
+        for bad in [
+            Money::ZERO,
+            Money::new(1_001, 3),
+            MAX_AMOUNT + Money::new(1, 2),
+        ] {
+            assert!(check_amount(bad).is_err(), "{bad}");
         }
     }
 

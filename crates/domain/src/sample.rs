@@ -31,8 +31,15 @@ impl SampleData {
     pub fn parse(customers: &str, items: &str) -> Result<Self, String> {
         let customers: Vec<Customer> =
             serde_json::from_str(customers).map_err(|err| format!("customers.json: {err}"))?;
-        let items: Vec<Item> =
+        let items: Vec<serde_json::Value> =
             serde_json::from_str(items).map_err(|err| format!("items.json: {err}"))?;
+        // Prices follow the one grammar of amounts, read from their text.
+        for (index, item) in items.iter().enumerate() {
+            crate::ids::amount_from_json("price", &item["price"])
+                .map_err(|err| format!("items.json: item {}: {err}", index + 1))?;
+        }
+        let items: Vec<Item> = serde_json::from_value(serde_json::Value::Array(items))
+            .map_err(|err| format!("items.json: {err}"))?;
         if let Some(item) = items
             .iter()
             .find(|item| item.available < 0 || item.reserved < 0)

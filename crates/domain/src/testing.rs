@@ -165,3 +165,38 @@ impl crate::ports::Ledger for MemoryLedger {
         }
     }
 }
+
+/// Every malformed amount found by hostile input, and the edges of the bounds.
+pub const MALFORMED_AMOUNTS: &[&str] = &[
+    "0",
+    "0.0",
+    "0.00",
+    "-1",
+    "+1",
+    "1.001",
+    "1.500",
+    "1_000",
+    "1,000",
+    "1E2",
+    "1e2",
+    "1e-2",
+    "1.5e1",
+    ".5",
+    "1.",
+    "0001.50",
+    "01",
+    " 1",
+    "1 ",
+    "%201",
+    "abc",
+    "NaN",
+    "inf",
+    "",
+    "1000000.01",
+    "1000001",
+    "99999999999999999999999999999999",
+    "1..2",
+    "1.2.3",
+    "\u{0661}",
+    "１",
+];

@@ -4,9 +4,8 @@
 
 use crate::stack::{LocalError, LocalStack};
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{Method, StatusCode, Uri, header};
+use axum::extract::{Request, State};
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use ewf_domain::entry::http_response;
 use ewf_domain::events::FunctionName;
@@ -14,6 +13,11 @@ use ewf_domain::{CustomerId, ItemId, Mode, ServiceError};
 use serde_json::{Value, json};
 use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::TcpStream;
 
 /// Serves until `shutdown` completes.
 pub async fn serve(
@@ -34,10 +38,19 @@ pub async fn serve(
         }
     });
     let app = Router::new().fallback(route).with_state(stack);
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(|err| LocalError::Workflow(format!("http server: {err}")));
+    tokio::pin!(shutdown);
+    let served = loop {
+        tokio::select! {
+            () = &mut shutdown => break Ok(()),
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    tokio::spawn(connection(stream, app.clone()));
+                }
+                // A refused connection (too many open files, a reset) ends only itself.
+                Err(err) => tracing::warn!(error = %err, "accept failed"),
+            },
+        }
+    };
     ticker.abort();
     served
 }
@@ -52,25 +65,215 @@ pub async fn bind(port: u16) -> std::io::Result<(tokio::net::TcpListener, Socket
     Ok((listener, address))
 }
 
-async fn route(State(stack): State<LocalStack>, method: Method, uri: Uri, body: Bytes) -> Response {
-    let path = uri.path();
-    let reply = if method == Method::POST && path.trim_end_matches('/') == "/order" {
-        start_workflow(&stack, &body).await
+/// Largest request line and headers accepted (API Gateway's own limit is 10 KB).
+pub const MAX_HEAD: usize = 16 * 1024;
+/// Largest body accepted (`POST /order` needs some 60 bytes).
+pub const MAX_BODY: usize = 64 * 1024;
+/// How long a client may take to send its request line and headers.
+const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// One connection, one request. The request line and headers are read and checked here
+/// first, so that what the HTTP library would refuse with an empty or plain-text answer
+/// (too large, malformed) is refused here with a JSON body like every other answer;
+/// what passes is handed to the HTTP library unchanged.
+async fn connection(mut stream: TcpStream, app: Router) {
+    let read = tokio::time::timeout(HEAD_TIMEOUT, read_head(&mut stream)).await;
+    let refused = match read {
+        Ok(Ok(head)) => Ok(head),
+        Ok(Err(refusal)) => Err(refusal),
+        Err(_) => Err(Refusal(
+            408,
+            "RequestTimeout",
+            format!(
+                "no complete request line and headers within {}s",
+                HEAD_TIMEOUT.as_secs()
+            ),
+        )),
+    };
+    let head = match refused {
+        Ok(head) => head,
+        Err(Refusal(status, error, message)) => {
+            let body = json!({ "error": error, "message": message }).to_string();
+            let answer = format!(
+                "HTTP/1.1 {status} {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                StatusCode::from_u16(status)
+                    .map_or("", |code| code.canonical_reason().unwrap_or("")),
+                body.len()
+            );
+            // The client may be gone already; there is no one else to tell.
+            let _ = stream.write_all(answer.as_bytes()).await;
+            let _ = stream.shutdown().await;
+            return;
+        }
+    };
+    let io = hyper_util::rt::TokioIo::new(Rewound { head, stream });
+    let service = hyper_util::service::TowerToHyperService::new(app);
+    let served = hyper::server::conn::http1::Builder::new()
+        .keep_alive(false)
+        .max_buf_size(MAX_HEAD.max(8192) * 2)
+        .serve_connection(io, service)
+        .await;
+    if let Err(err) = served {
+        tracing::debug!(error = %err, "connection ended early");
+    }
+}
+
+/// Why a request was refused before it reached a route: status, error name, message.
+struct Refusal(u16, &'static str, String);
+
+/// Reads the request line and headers (and whatever of the body came with them), and
+/// checks them as the HTTP library will.
+async fn read_head(stream: &mut TcpStream) -> Result<Vec<u8>, Refusal> {
+    let mut head = Vec::with_capacity(1024);
+    let mut chunk = [0_u8; 4096];
+    loop {
+        let read = stream
+            .read(&mut chunk)
+            .await
+            .map_err(|err| Refusal(400, "BadRequest", format!("cannot read the request: {err}")))?;
+        if read == 0 {
+            return Err(Refusal(
+                400,
+                "BadRequest",
+                "the request ended before its headers".into(),
+            ));
+        }
+        head.extend_from_slice(&chunk[..read]);
+        let mut headers = [httparse::EMPTY_HEADER; 64];
+        let mut request = httparse::Request::new(&mut headers);
+        match request.parse(&head) {
+            Ok(httparse::Status::Complete(_)) => {
+                check_head(&request)?;
+                return Ok(head);
+            }
+            Ok(httparse::Status::Partial) if head.len() <= MAX_HEAD => {}
+            Ok(httparse::Status::Partial) => {
+                return Err(Refusal(
+                    431,
+                    "RequestTooLarge",
+                    format!("the request line and headers exceed {MAX_HEAD} bytes"),
+                ));
+            }
+            Err(err) => {
+                return Err(Refusal(
+                    400,
+                    "BadRequest",
+                    format!("malformed request: {err}"),
+                ));
+            }
+        }
+    }
+}
+
+/// What the HTTP library would refuse in a head that parsed.
+fn check_head(request: &httparse::Request<'_, '_>) -> Result<(), Refusal> {
+    let bad = |what: String| Refusal(400, "BadRequest", what);
+    let method = request.method.unwrap_or_default();
+    Method::from_bytes(method.as_bytes())
+        .map_err(|_| bad(format!("malformed method {method:?}")))?;
+    let target = request.path.unwrap_or_default();
+    if !target.starts_with('/') || target.parse::<Uri>().is_err() {
+        return Err(bad("malformed request target".into()));
+    }
+    let mut length = None;
+    for found in request.headers.iter() {
+        let name = HeaderName::from_bytes(found.name.as_bytes())
+            .map_err(|_| bad(format!("malformed header name {:?}", found.name)))?;
+        HeaderValue::from_bytes(found.value)
+            .map_err(|_| bad(format!("malformed value of header {name}")))?;
+        if name == header::TRANSFER_ENCODING {
+            return Err(Refusal(
+                411,
+                "LengthRequired",
+                "send the body with a content-length".into(),
+            ));
+        }
+        if name == header::CONTENT_LENGTH {
+            let value = std::str::from_utf8(found.value)
+                .ok()
+                .and_then(|text| text.trim().parse::<u64>().ok())
+                .ok_or_else(|| bad("malformed content-length".into()))?;
+            if length.replace(value).is_some_and(|first| first != value) {
+                return Err(bad("conflicting content-length headers".into()));
+            }
+        }
+    }
+    if length.is_some_and(|length| length > MAX_BODY as u64) {
+        return Err(Refusal(
+            413,
+            "BodyTooLarge",
+            format!("the body exceeds {MAX_BODY} bytes"),
+        ));
+    }
+    Ok(())
+}
+
+/// The connection with the bytes already read put back in front.
+struct Rewound {
+    head: Vec<u8>,
+    stream: TcpStream,
+}
+
+impl AsyncRead for Rewound {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        if self.head.is_empty() {
+            return Pin::new(&mut self.stream).poll_read(cx, buf);
+        }
+        let taken = self.head.len().min(buf.remaining());
+        buf.put_slice(&self.head[..taken]);
+        self.head.drain(..taken);
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl AsyncWrite for Rewound {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+}
+
+/// The routes: `POST /order`, and `GET` of a service's routes. Every answer is JSON.
+async fn route(State(stack): State<LocalStack>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let (method, path) = (parts.method, parts.uri.path().to_owned());
+    let reply = if path.trim_end_matches('/') == "/order" && method == Method::POST {
+        match axum::body::to_bytes(body, MAX_BODY).await {
+            Ok(body) => start_workflow(&stack, &body).await,
+            Err(err) => refusal(413, "BodyTooLarge", format!("the body was refused: {err}")),
+        }
     } else {
-        match function_for(path) {
+        match function_for(&path) {
             Some(function) if method == Method::GET => {
                 match stack
-                    .invoke(function, api_gateway_request(&method, path))
+                    .invoke(function, api_gateway_request(&method, &path))
                     .await
                 {
                     Ok(response) => response,
                     Err(err) => error_response(&ServiceError::Unavailable(err.to_string())),
                 }
             }
-            _ => http_response(
-                404,
-                &json!({ "error": "RouteNotFound", "message": format!("no route {method} {path}") }),
+            Some(_) => refusal(
+                405,
+                "MethodNotAllowed",
+                format!("{method} {path}: the service routes answer GET only"),
             ),
+            None => refusal(404, "RouteNotFound", format!("no route {method} {path}")),
         }
     };
     // Let the saga run on after the reply, as the bus would on AWS.
@@ -81,6 +284,10 @@ async fn route(State(stack): State<LocalStack>, method: Method, uri: Uri, body: 
         }
     });
     into_http(reply)
+}
+
+fn refusal(status: u16, error: &str, message: String) -> Value {
+    http_response(status, &json!({ "error": error, "message": message }))
 }
 
 /// The function behind a path's first segment, as the template's routes map them.

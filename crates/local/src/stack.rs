@@ -43,6 +43,9 @@ pub struct LocalOptions {
     /// How long an order of the choreography may take to settle before it is
     /// compensated; by default `ORDER_DEADLINE_SECONDS`, else 900 s.
     pub order_deadline: Option<Duration>,
+    /// How long to wait for a lock another process holds on the state file (default
+    /// [`ewf_sqlite::BUSY_TIMEOUT`]).
+    pub busy_timeout: Option<Duration>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -205,7 +208,10 @@ impl LocalStack {
             source,
         })?;
         let path = dir.join(STATE_FILE);
-        let stores = SqliteStores::open(&path)?;
+        let stores = SqliteStores::open_waiting(
+            &path,
+            options.busy_timeout.unwrap_or(ewf_sqlite::BUSY_TIMEOUT),
+        )?;
         let db = Db::new(stores.connection());
         db.execute_batch(SETTINGS_SCHEMA)?;
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);

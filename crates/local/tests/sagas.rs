@@ -26,7 +26,7 @@ impl TempState {
             state_dir: self.0.clone(),
             rng_seed: Some(7),
             duplicate_deliveries: false,
-            order_deadline: None,
+            ..LocalOptions::default()
         }
     }
 }

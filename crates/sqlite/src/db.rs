@@ -12,8 +12,9 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-/// How long a write waits for another connection's write to finish.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a write waits for another connection's write to finish, unless the caller
+/// bounds it (a command's `--timeout`).
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The tables of the stores. Other code may keep its own tables in the same file.
 const SCHEMA: &str = "
@@ -265,31 +266,60 @@ impl Drop for Undo<'_> {
 /// Opens (creating if needed) a database file for sharing: WAL, so readers never block
 /// the writer, with a busy timeout for writers of other processes.
 pub fn connect(path: &Path) -> Result<SharedConnection, StoreError> {
+    connect_waiting(path, BUSY_TIMEOUT)
+}
+
+/// [`connect`], waiting at most `busy_timeout` for a lock another process holds.
+pub fn connect_waiting(
+    path: &Path,
+    busy_timeout: Duration,
+) -> Result<SharedConnection, StoreError> {
     if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|err| {
             StoreError::new(format!("cannot create directory {}: {err}", dir.display()))
         })?;
     }
+    let existed = path.exists();
     let what = format!("cannot open database {}", path.display());
     let conn = Connection::open(path).context(&what)?;
     // The timeout first: switching to WAL itself waits for other openers.
-    conn.busy_timeout(BUSY_TIMEOUT).context(&what)?;
+    conn.busy_timeout(busy_timeout).context(&what)?;
+    // No memory map: a file truncated or replaced under a running process must give an
+    // error, not a SIGBUS when a mapped page is read.
+    conn.pragma_update(None, "mmap_size", 0).context(&what)?;
+    if existed {
+        check_integrity(&conn).map_err(|err| StoreError::new(format!("{what}: {err}")))?;
+    }
     conn.pragma_update(None, "journal_mode", "WAL")
         .context(&what)?;
     conn.pragma_update(None, "synchronous", "NORMAL")
         .context(&what)?;
     // Checkpoints happen on a thread of their own (see `checkpoint_in_background`), not
-    // in the commit that crosses the threshold; pages are read through a memory map.
+    // in the commit that crosses the threshold.
     conn.pragma_update(None, "wal_autocheckpoint", 0)
-        .context(&what)?;
-    conn.pragma_update(None, "mmap_size", 256 * 1024 * 1024)
         .context(&what)?;
     conn.pragma_update(None, "cache_size", -8 * 1024)
         .context(&what)?;
     tracing::debug!(path = %path.display(), "opened the database");
     let shared = SharedConnection::new(conn);
-    checkpoint_in_background(path, &shared).context(&what)?;
+    checkpoint_in_background(path, &shared, busy_timeout).context(&what)?;
     Ok(shared)
+}
+
+/// Reads every page once (`PRAGMA quick_check`): damage anywhere in the file is found
+/// when it is opened, not by whichever later command happens to read the page.
+fn check_integrity(conn: &Connection) -> Result<(), String> {
+    let mut statement = conn
+        .prepare("PRAGMA quick_check(1)")
+        .map_err(|err| err.to_string())?;
+    let verdict: String = statement
+        .query_row([], |row| row.get(0))
+        .map_err(|err| err.to_string())?;
+    if verdict == "ok" {
+        Ok(())
+    } else {
+        Err(format!("database disk image is malformed ({verdict})"))
+    }
 }
 
 /// How often the checkpointer copies the write-ahead log into the database.
@@ -300,9 +330,14 @@ const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
 /// passive checkpoint takes no lock a writer needs; when it has copied everything, the
 /// next writer starts the log afresh, which keeps it small. (The last connection to
 /// close checkpoints what is left.)
-fn checkpoint_in_background(path: &Path, shared: &SharedConnection) -> rusqlite::Result<()> {
+fn checkpoint_in_background(
+    path: &Path,
+    shared: &SharedConnection,
+    busy_timeout: Duration,
+) -> rusqlite::Result<()> {
     let conn = Connection::open(path)?;
-    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.busy_timeout(busy_timeout)?;
+    conn.pragma_update(None, "mmap_size", 0)?;
     let alive = Arc::downgrade(&shared.0);
     let spawned = std::thread::Builder::new()
         .name("sqlite-checkpoint".into())
@@ -330,8 +365,8 @@ pub struct Db {
 }
 
 impl Db {
-    pub fn open(path: &Path) -> Result<Self, StoreError> {
-        Self::with_schema(connect(path)?)
+    pub fn open(path: &Path, busy_timeout: Duration) -> Result<Self, StoreError> {
+        Self::with_schema(connect_waiting(path, busy_timeout)?)
     }
 
     pub fn in_memory() -> Result<Self, StoreError> {

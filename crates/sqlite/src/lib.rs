@@ -10,17 +10,19 @@ mod customers;
 mod db;
 mod deliveries;
 mod events;
+mod health;
 mod inventory;
 mod ledger;
 mod orders;
 mod payments;
 
 use db::Db;
-pub use db::{Batch, SharedConnection, atomically, connect};
+pub use db::{BUSY_TIMEOUT, Batch, SharedConnection, atomically, connect, connect_waiting};
 use ewf_domain::StoreError;
 use ewf_domain::ports::{
     CustomerStore, DeliveryStore, EventStore, InventoryStore, Ledger, OrderStore, PaymentStore,
 };
+pub use health::{StateProblem, diagnose};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -34,8 +36,17 @@ pub struct SqliteStores {
 impl SqliteStores {
     /// Opens (creating if needed) the database file and its tables.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
+        Self::open_waiting(path, BUSY_TIMEOUT)
+    }
+
+    /// [`SqliteStores::open`], waiting at most `busy_timeout` for a lock another process
+    /// holds.
+    pub fn open_waiting(
+        path: &Path,
+        busy_timeout: std::time::Duration,
+    ) -> Result<Self, StoreError> {
         Ok(Self {
-            db: Arc::new(Db::open(path)?),
+            db: Arc::new(Db::open(path, busy_timeout)?),
         })
     }
 

@@ -61,7 +61,7 @@ async fn http_describe_answers_the_customer_or_an_error() {
         ("/customer/describe/customer%201", 400, "BadInput"),
         // Not UTF-8 once decoded: the request is refused before any route is chosen.
         ("/customer/describe/%FF", 400, "BadInput"),
-        ("/customer/delete/customer-1", 501, "UnknownAction"),
+        ("/customer/delete/customer-1", 404, "UnknownAction"),
         ("/customer/describe", 400, "BadInput"),
         ("/customer", 404, "RouteNotFound"),
         ("/order/describe/customer-1", 404, "RouteNotFound"),

@@ -204,7 +204,7 @@ async fn http_errors_name_the_problem() {
         ),
         (
             "/delivery/teleport/customer-2/01JDXKQ3Z8J1V6N3R0W2T5Y7AB",
-            501,
+            404,
             "UnknownAction",
             None,
         ),

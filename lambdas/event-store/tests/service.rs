@@ -259,7 +259,7 @@ async fn only_events_are_accepted() {
     let err = harness.call(json!({"action": "store"})).await.unwrap_err();
     assert_eq!(err.error_type, "UnknownAction");
     let request = http_request("GET", "/events");
-    assert_eq!(harness.call(request).await.unwrap()["statusCode"], 501);
+    assert_eq!(harness.call(request).await.unwrap()["statusCode"], 404);
     assert!(harness.timeline().await.is_empty());
 }
 

@@ -220,7 +220,7 @@ async fn http_errors_name_the_problem() {
         ),
         (
             "/order/explode/customer-1/item-1",
-            501,
+            404,
             "UnknownAction",
             None,
         ),

@@ -5,7 +5,7 @@
 use async_trait::async_trait;
 use ewf_domain::entry::{Decode, EventInput, Function, HttpRequest, Input, Invocation, Reply};
 use ewf_domain::events::{BusEvent, DetailType, FunctionName};
-use ewf_domain::ids::{check_amount, parse_amount};
+use ewf_domain::ids::{JsonAmount, check_amount, parse_amount};
 use ewf_domain::ports::{Bus, Clock, Ledger, PaymentStore, Random, Step};
 use ewf_domain::saga;
 use ewf_domain::step::{self, Refusal};
@@ -84,7 +84,7 @@ impl Decode for Command {
         match invocation.action()? {
             "pay" => {
                 let order = invocation.order()?;
-                let amount = check_amount(invocation.field("amount")?)?;
+                let JsonAmount(amount) = invocation.field("amount")?;
                 Ok(Self::PayOrder {
                     order,
                     amount,

@@ -154,12 +154,15 @@ async fn http_cancel_cancels_a_paid_payment_only() {
 }
 
 #[tokio::test]
-async fn http_bad_requests_are_4xx_or_501_never_500() {
+async fn http_bad_requests_are_4xx_never_500() {
     let h = Harness::new(&[]);
     for (path, status, error, field) in [
         ("/payment/pay/abc", 400, "BadInput", Some("amount")),
         ("/payment/pay/0", 400, "BadInput", Some("amount")),
         ("/payment/pay/1.001", 400, "BadInput", Some("amount")),
+        ("/payment/pay/1.500", 400, "BadInput", Some("amount")),
+        ("/payment/pay/1e2", 400, "BadInput", Some("amount")),
+        ("/payment/pay/%201", 400, "BadInput", Some("amount")),
         (
             "/payment/describe/not%20an%20id",
             400,
@@ -180,7 +183,7 @@ async fn http_bad_requests_are_4xx_or_501_never_500() {
         ),
         (
             "/payment/refund/01KDX8Q7V3M2N4P6R8S0T2W4Y6",
-            501,
+            404,
             "UnknownAction",
             None,
         ),

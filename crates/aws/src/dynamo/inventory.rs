@@ -35,7 +35,50 @@ impl DynamoInventory {
             .collect::<Result<_, _>>()?;
         self.table.batch_put(items).await
     }
+
+    /// Writes the items not in the table yet (seeding without reset): existing items keep
+    /// their stock. Returns how many were written; of items with the same id, the first.
+    ///
+    /// In batches: one consistent read of which ids exist, then batch puts of the others.
+    /// Only a seed creates items (an order cannot reserve an item that does not exist), so
+    /// seeds take a lease in the ledger for their read-then-write: no other seed can
+    /// create an item between the read and the write, and no order can have touched it.
+    pub async fn put_absent(&self, items: &[Item]) -> Result<usize, StoreError> {
+        let mut seen = std::collections::HashSet::new();
+        let items: Vec<&Item> = items
+            .iter()
+            .filter(|item| seen.insert(&item.item_id))
+            .collect();
+        let lease = self
+            .ledger
+            .lease(SEED_LEASE, SEED_LEASE_TERM, SEED_LEASE_WAIT)
+            .await?;
+        let keys = items
+            .iter()
+            .map(|item| key([(ITEM_ID, item.item_id.as_str())]))
+            .collect();
+        let written = async {
+            let present = self.table.present(keys, ITEM_ID).await?;
+            let absent = items
+                .into_iter()
+                .filter(|item| !present.contains(item.item_id.as_str()))
+                .map(|item| to_item(item, MONEY))
+                .collect::<Result<Vec<_>, _>>()?;
+            let count = absent.len();
+            self.table.batch_put(absent).await?;
+            Ok::<_, StoreError>(count)
+        }
+        .await;
+        lease.release().await?;
+        written
+    }
 }
+
+/// The lease seeds take on the inventory (see [`DynamoInventory::put_absent`]), how
+/// long it lasts if its holder dies, and how long a seed waits for another.
+const SEED_LEASE: &str = "lease#seed-inventory";
+const SEED_LEASE_TERM: std::time::Duration = std::time::Duration::from_secs(300);
+const SEED_LEASE_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// The counter a move needs to be positive (see [`StockMove::allowed`]).
 fn guard(movement: StockMove) -> Option<&'static str> {

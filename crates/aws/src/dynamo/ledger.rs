@@ -48,11 +48,90 @@ impl DynamoLedger {
         Guarded::put(item, condition, expr)
     }
 
+    /// Takes the lease `name` for `term`, waiting (up to `wait`) while another holder's
+    /// lease runs; a holder that died frees it when its term ends. The lease is an item of
+    /// the ledger: `stepKey` the name, `expiresAt` the end of the term.
+    pub(crate) async fn lease(
+        &self,
+        name: &str,
+        term: std::time::Duration,
+        wait: std::time::Duration,
+    ) -> Result<Lease, StoreError> {
+        let started = std::time::Instant::now();
+        let holder = ulid::Ulid::new().to_string();
+        loop {
+            let now = chrono::Utc::now();
+            let ends = now + chrono::Duration::from_std(term).unwrap_or_default();
+            let item = Attributes::from([
+                (STEP_KEY.to_owned(), text(name)),
+                (OUTCOME.to_owned(), text(&holder)),
+                (EXPIRES_AT.to_owned(), number(ends.timestamp())),
+            ]);
+            let mut expr = Expr::default();
+            let free = expr.absent(STEP_KEY);
+            let expires = expr.name(EXPIRES_AT);
+            let now_value = expr.value(number(now.timestamp()));
+            let condition = format!("{free} OR {expires} < {now_value}");
+            match self
+                .table
+                .write(Guarded::put(item, condition, expr), None)
+                .await
+            {
+                Ok(_) => {
+                    return Ok(Lease {
+                        table: self.table.clone(),
+                        name: name.to_owned(),
+                        holder,
+                    });
+                }
+                Err(WriteError::ConditionFailed | WriteError::NotFound)
+                    if started.elapsed() < wait =>
+                {
+                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                }
+                Err(WriteError::ConditionFailed | WriteError::NotFound) => {
+                    return Err(StoreError::new(format!(
+                        "{name} is held by another process (ledger table item {name}); retry when it has finished"
+                    )));
+                }
+                Err(WriteError::Store(err)) => return Err(err),
+                Err(WriteError::AlreadyDone(_)) => {
+                    return Err(StoreError::new(format!("{name}: unexpected ledger answer")));
+                }
+            }
+        }
+    }
+
     /// The outcome of a step known to be recorded.
     pub(crate) async fn existing(&self, key: &str) -> Result<Value, StoreError> {
         self.recorded(key)
             .await?
             .ok_or_else(|| StoreError::new(format!("step {key} is recorded but could not be read")))
+    }
+}
+
+/// A lease taken with [`DynamoLedger::lease`]; give it back with [`Lease::release`] (if
+/// it is not, it ends with its term).
+pub(crate) struct Lease {
+    table: Table,
+    name: String,
+    holder: String,
+}
+
+impl Lease {
+    /// Gives the lease back, unless its term ended and another process holds it now.
+    pub(crate) async fn release(self) -> Result<(), StoreError> {
+        let mut expr = Expr::default();
+        let mine = expr.equals(OUTCOME, text(&self.holder));
+        match self
+            .table
+            .delete(key([(STEP_KEY, &self.name)]), mine, expr)
+            .await
+        {
+            Ok(()) | Err(WriteError::ConditionFailed | WriteError::NotFound) => Ok(()),
+            Err(WriteError::Store(err)) => Err(err),
+            Err(WriteError::AlreadyDone(_)) => Ok(()),
+        }
     }
 }
 

@@ -7,18 +7,22 @@ use super::ledger::DynamoLedger;
 use crate::retry::Backoff;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::DisplayErrorContext;
+use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
-    CancellationReason, Put, PutRequest, ReturnValue, ReturnValuesOnConditionCheckFailure,
-    TransactWriteItem, Update, WriteRequest,
+    CancellationReason, KeysAndAttributes, Put, PutRequest, ReturnValue,
+    ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update, WriteRequest,
 };
 use ewf_domain::ports::Step;
 use ewf_domain::{StoreError, WriteError};
+use std::collections::HashSet;
 
 /// BatchWriteItem takes at most 25 requests.
 const BATCH_SIZE: usize = 25;
+/// BatchGetItem takes at most 100 keys.
+const BATCH_GET_SIZE: usize = 100;
 const CONDITION_FAILED: &str = "ConditionalCheckFailed";
 const TRANSACTION_CONFLICT: &str = "TransactionConflict";
 
@@ -364,6 +368,95 @@ impl Table {
                 _ => Err(self.failed("TransactWriteItems", err)),
             },
         }
+    }
+
+    /// Deletes the item with this key if `condition` holds.
+    pub async fn delete(
+        &self,
+        key: Attributes,
+        condition: String,
+        expr: Expr,
+    ) -> Result<(), WriteError> {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.name)
+            .set_key(Some(key))
+            .condition_expression(condition)
+            .set_expression_attribute_names(expr.names())
+            .set_expression_attribute_values(expr.values())
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(err) => match err.as_service_error() {
+                Some(DeleteItemError::ConditionalCheckFailedException(_)) => {
+                    Err(WriteError::ConditionFailed)
+                }
+                _ => Err(self.failed("DeleteItem", err).into()),
+            },
+        }
+    }
+
+    /// Which of `keys` (single-attribute keys named `key_attribute`) are in the table:
+    /// their values, read consistently, 100 keys a request.
+    pub async fn present(
+        &self,
+        keys: Vec<Attributes>,
+        key_attribute: &'static str,
+    ) -> Result<HashSet<String>, StoreError> {
+        let backoff = Backoff::DEFAULT;
+        // Filled by each attempt of the requests below (a retry reads only what is left).
+        let present = std::sync::Mutex::new(HashSet::new());
+        for chunk in keys.chunks(BATCH_GET_SIZE) {
+            let left = backoff
+                .drain(chunk.to_vec(), |pending| {
+                    let present = &present;
+                    async move {
+                        let request = KeysAndAttributes::builder()
+                            .set_keys(Some(pending))
+                            .projection_expression("#k")
+                            .expression_attribute_names("#k", key_attribute)
+                            .consistent_read(true)
+                            .build()
+                            .map_err(|err| self.failed("BatchGetItem", err))?;
+                        let output = self
+                            .client
+                            .batch_get_item()
+                            .request_items(&self.name, request)
+                            .send()
+                            .await
+                            .map_err(|err| self.failed("BatchGetItem", err))?;
+                        let found = output
+                            .responses
+                            .and_then(|mut tables| tables.remove(&self.name))
+                            .unwrap_or_default();
+                        present
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner)
+                            .extend(found.into_iter().filter_map(|mut item| {
+                                item.remove(key_attribute)?.as_s().ok().cloned()
+                            }));
+                        Ok(output
+                            .unprocessed_keys
+                            .and_then(|mut tables| tables.remove(&self.name))
+                            .map(|unprocessed| unprocessed.keys)
+                            .unwrap_or_default())
+                    }
+                })
+                .await?;
+            if !left.is_empty() {
+                return Err(StoreError::new(format!(
+                    "DynamoDB left {} keys unprocessed in table {} after {} attempts",
+                    left.len(),
+                    self.name,
+                    backoff.attempts
+                )));
+            }
+        }
+        Ok(present
+            .into_inner()
+            .unwrap_or_else(std::sync::PoisonError::into_inner))
     }
 
     /// The write as one item of a transaction.

@@ -100,12 +100,22 @@ impl AwsTarget {
         let provider = config.credentials_provider().ok_or_else(no_credentials)?;
         // Early, so that missing credentials are said as such rather than as a failed call.
         credentials_of(&provider).await?;
+        // The first call: an endpoint that cannot be reached is said here, by its URL.
+        let endpoint = settings
+            .endpoint_url
+            .clone()
+            .unwrap_or_else(|| format!("https://cloudformation.{region}.amazonaws.com"));
         let outputs = stack_outputs(
             &aws_sdk_cloudformation::Client::new(&config),
             &settings.stack,
             &region,
         )
-        .await?;
+        .await
+        .map_err(|err| match err {
+            Unreached(cause) => CliError::config(format!("cannot connect to {endpoint}: {cause}"))
+                .hint("check --endpoint-url (is the emulator running?), --region and the network"),
+            Refused(err) => err,
+        })?;
         let http_api = outputs.get("HttpApiUrl");
         let (api_base, through) = match (&settings.api_url, &settings.endpoint_url, http_api) {
             (Some(url), _, _) => (Some(url.trim_end_matches('/').to_owned()), None),
@@ -453,12 +463,11 @@ impl Target for AwsTarget {
                 .map_err(store_error)?;
             data.items.len()
         } else {
-            // Existing items keep their stock: one conditional put each.
-            let mut written = 0;
-            for item in &data.items {
-                written += usize::from(self.inventory.put(item, false).await.map_err(store_error)?);
-            }
-            written
+            // Existing items keep their stock: conditional puts, in batches.
+            self.inventory
+                .put_absent(&data.items)
+                .await
+                .map_err(store_error)?
         };
         Ok(SeedSummary {
             customers: data.customers.len(),
@@ -661,22 +670,43 @@ async fn load_config(settings: &AwsSettings, ca_bundle: Option<&CaBundle>) -> Re
     Ok(loader.load().await)
 }
 
+/// Why the stack's outputs were not read: its endpoint could not be reached (no
+/// connection, or none in time), or it answered with an error.
+enum OutputsError {
+    Unreached(String),
+    Refused(CliError),
+}
+use OutputsError::{Refused, Unreached};
+
+impl From<CliError> for OutputsError {
+    fn from(err: CliError) -> Self {
+        Refused(err)
+    }
+}
+
 async fn stack_outputs(
     cloudformation: &aws_sdk_cloudformation::Client,
     stack: &str,
     region: &str,
-) -> Result<BTreeMap<String, String>> {
+) -> Result<BTreeMap<String, String>, OutputsError> {
     let described = cloudformation
         .describe_stacks()
         .stack_name(stack)
         .send()
         .await
         .map_err(|err| {
-            if err.code() == Some("ValidationError") {
-                CliError::config(format!("stack {stack} not found in {region}"))
-                    .hint("deploy it with `ewf deploy`, or check --stack, --region and --profile")
+            if let SdkError::DispatchFailure(failure) = &err
+                && (failure.is_io() || failure.is_timeout())
+            {
+                Unreached(causes(&err))
+            } else if err.code() == Some("ValidationError") {
+                Refused(
+                    CliError::config(format!("stack {stack} not found in {region}")).hint(
+                        "deploy it with `ewf deploy`, or check --stack, --region and --profile",
+                    ),
+                )
             } else {
-                aws_error("DescribeStacks", err)
+                Refused(aws_error("DescribeStacks", err))
             }
         })?;
     let stack = described

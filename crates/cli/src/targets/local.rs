@@ -18,10 +18,17 @@ pub struct LocalTarget {
 }
 
 impl LocalTarget {
-    pub fn open(state_dir: PathBuf, rng_seed: Option<u64>) -> Result<Self> {
+    /// Opens the local stack in `state_dir`, waiting at most `lock_wait` (default 10 s)
+    /// for another process's lock on its state file.
+    pub fn open(
+        state_dir: PathBuf,
+        rng_seed: Option<u64>,
+        lock_wait: Option<Duration>,
+    ) -> Result<Self> {
         let options = LocalOptions {
             state_dir: state_dir.clone(),
             rng_seed,
+            busy_timeout: lock_wait,
             ..LocalOptions::default()
         };
         Ok(Self {

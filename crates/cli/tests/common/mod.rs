@@ -1,8 +1,12 @@
 //! Running the built `ewf` binary in tests.
 
+// Each test binary uses a part of these.
+#![allow(dead_code)]
+
 use serde_json::Value;
+use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
 
 /// The result of one `ewf` run.
 pub struct Run {
@@ -70,4 +74,49 @@ pub fn finish(output: Output) -> Run {
 
 pub fn run(mut command: Command, args: &[&str]) -> Run {
     finish(command.args(args).output().expect("ewf runs"))
+}
+
+/// Every row of every table of a state file, in a stable order: compared before and
+/// after, it shows that nothing changed.
+pub fn dump(path: &Path) -> Vec<String> {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    let tables: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name")
+        .unwrap()
+        .query_map([], |row| row.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let mut rows = Vec::new();
+    for table in tables {
+        let mut statement = conn
+            .prepare(&format!("SELECT * FROM \"{table}\" ORDER BY 1, 2"))
+            .unwrap();
+        let columns = statement.column_count();
+        let mut found = statement.query([]).unwrap();
+        while let Some(row) = found.next().unwrap() {
+            let values: Vec<String> = (0..columns)
+                .map(|index| format!("{:?}", row.get_ref(index).unwrap()))
+                .collect();
+            rows.push(format!("{table}: {}", values.join(" | ")));
+        }
+    }
+    rows
+}
+
+/// `ewf local serve --port 0` on the state directory; its address.
+pub fn serve(command: &mut Command) -> (Child, String) {
+    let mut child = command
+        .args(["local", "serve", "--port", "0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let address = line.trim().trim_start_matches("http://").to_owned();
+    assert!(!address.is_empty(), "local serve printed no address");
+    (child, address)
 }
