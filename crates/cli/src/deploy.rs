@@ -29,12 +29,9 @@ pub async fn deploy(
         }
     };
     output.note("building the functions (sam build)");
-    run(
-        &sam,
-        ["build", "--beta-features"].map(OsString::from).to_vec(),
-        "sam build",
-    )
-    .await?;
+    let mut build: Vec<OsString> = ["build", "--beta-features"].map(OsString::from).to_vec();
+    build.extend(parameter_overrides(&sam_args));
+    run(&sam, build, "sam build").await?;
     let mut args: Vec<OsString> = vec!["deploy".into()];
     if guided {
         args.push("--guided".into());
@@ -74,6 +71,33 @@ pub async fn delete(global: &Global, output: &Output, yes: bool) -> Result<()> {
     }
     output.note(&format!("deleting stack {} (sam delete)", settings.stack));
     run(&sam, args, "sam delete").await
+}
+
+/// The `--parameter-overrides` among sam deploy's arguments, for sam build too: the
+/// build reads the template's parameters (Architecture picks the binaries' CPU), so a
+/// build without them makes arm64 binaries for x86_64 functions.
+fn parameter_overrides(sam_args: &[OsString]) -> Vec<OsString> {
+    const FLAG: &str = "--parameter-overrides";
+    let mut overrides = Vec::new();
+    let mut taking = false;
+    for arg in sam_args {
+        let text = arg.to_string_lossy();
+        if let Some(value) = text
+            .strip_prefix(FLAG)
+            .and_then(|rest| rest.strip_prefix('='))
+        {
+            overrides.extend([FLAG.into(), value.into()]);
+            taking = false;
+        } else if text == FLAG {
+            overrides.push(arg.clone());
+            taking = true;
+        } else if text.starts_with("--") {
+            taking = false;
+        } else if taking {
+            overrides.push(arg.clone());
+        }
+    }
+    overrides
 }
 
 fn stack_args(settings: &AwsSettings) -> Vec<OsString> {
@@ -124,5 +148,30 @@ async fn run(tool: &Path, args: Vec<OsString>, what: &str) -> Result<()> {
         Ok(())
     } else {
         Err(CliError::service(format!("{what} failed ({status})")).hint("see its output above"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(text: &str) -> Vec<OsString> {
+        text.split_whitespace().map(OsString::from).collect()
+    }
+
+    #[test]
+    fn the_build_gets_the_parameter_overrides_of_the_deploy() {
+        let deploy = args(
+            "--no-confirm-changeset --parameter-overrides Architecture=x86_64 ApiAuthorization=NONE --tags a=b",
+        );
+        assert_eq!(
+            parameter_overrides(&deploy),
+            args("--parameter-overrides Architecture=x86_64 ApiAuthorization=NONE")
+        );
+        assert_eq!(
+            parameter_overrides(&args("--parameter-overrides=Architecture=x86_64")),
+            args("--parameter-overrides Architecture=x86_64")
+        );
+        assert!(parameter_overrides(&args("--no-confirm-changeset")).is_empty());
     }
 }
