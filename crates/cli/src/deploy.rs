@@ -31,7 +31,10 @@ pub async fn deploy(
     output.note("building the functions (sam build)");
     let mut build: Vec<OsString> = ["build", "--beta-features"].map(OsString::from).to_vec();
     build.extend(parameter_overrides(&sam_args));
-    run(&sam, build, "sam build").await?;
+    let endpoint = stack
+        .as_ref()
+        .and_then(|settings| settings.endpoint_url.as_deref());
+    run(&sam, build, endpoint, "sam build").await?;
     let mut args: Vec<OsString> = vec!["deploy".into()];
     if guided {
         args.push("--guided".into());
@@ -54,7 +57,7 @@ pub async fn deploy(
     }
     args.extend(sam_args);
     output.note("deploying (sam deploy)");
-    run(&sam, args, "sam deploy").await
+    run(&sam, args, endpoint, "sam deploy").await
 }
 
 pub async fn delete(global: &Global, output: &Output, yes: bool) -> Result<()> {
@@ -70,7 +73,7 @@ pub async fn delete(global: &Global, output: &Output, yes: bool) -> Result<()> {
         args.push("--no-prompts".into());
     }
     output.note(&format!("deleting stack {} (sam delete)", settings.stack));
-    run(&sam, args, "sam delete").await
+    run(&sam, args, settings.endpoint_url.as_deref(), "sam delete").await
 }
 
 /// The `--parameter-overrides` among sam deploy's arguments, for sam build too: the
@@ -127,23 +130,24 @@ fn find_tool(name: &str) -> Result<PathBuf> {
 }
 
 /// Runs a tool with the terminal, with the tools directory on its PATH (sam looks for
-/// cargo-lambda there).
-async fn run(tool: &Path, args: Vec<OsString>, what: &str) -> Result<()> {
+/// cargo-lambda there) and `--endpoint-url` as AWS_ENDPOINT_URL, which the SAM CLI's
+/// AWS SDK honours as the AWS CLI does: `--endpoint-url` points every call at an emulator.
+async fn run(tool: &Path, args: Vec<OsString>, endpoint: Option<&str>, what: &str) -> Result<()> {
     let mut paths = vec![PathBuf::from(TOOLS_DIR)];
     paths.extend(std::env::split_paths(
         &std::env::var_os("PATH").unwrap_or_default(),
     ));
     let path = std::env::join_paths(paths)
         .map_err(|err| CliError::config(format!("bad PATH: {err}")).hint("fix PATH"))?;
-    let status = Command::new(tool)
-        .args(args)
-        .env("PATH", path)
-        .status()
-        .await
-        .map_err(|err| {
-            CliError::config(format!("cannot run {}: {err}", tool.display()))
-                .hint("install with scripts/setup-tools.sh")
-        })?;
+    let mut command = Command::new(tool);
+    command.args(args).env("PATH", path);
+    if let Some(endpoint) = endpoint {
+        command.env("AWS_ENDPOINT_URL", endpoint);
+    }
+    let status = command.status().await.map_err(|err| {
+        CliError::config(format!("cannot run {}: {err}", tool.display()))
+            .hint("install with scripts/setup-tools.sh")
+    })?;
     if status.success() {
         Ok(())
     } else {
