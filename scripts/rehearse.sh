@@ -242,7 +242,8 @@ http_api() {
   host=$(host_of "$(jq -r .outputs.HttpApiUrl "$work/$auth/stack.json")")
   customer=$(signed "$host" /customer/describe/customer-1 | jq -r .name)
   price=$(signed "$host" "/delivery/estimate/Great%20Russell%20St%2C%20London%20WC1B%203DG%2C%20UK" | jq -r .price)
-  [ "$customer" != null ] && [ "$price" != null ]
+  [ "$customer" != null ] || { echo "no customer-1 in the HTTP API's answer" >&2; return 1; }
+  [ "$price" != null ] || { echo "no delivery price in the HTTP API's answer" >&2; return 1; }
   # Gap: the emulator does not enforce a route's AWS_IAM authorization, so it answers an
   # unsigned request that AWS refuses (403): shown, not checked.
   unsigned=$(curl -s -o /dev/null -w '%{http_code}' -H "Host: $host" "$endpoint/customer/describe/customer-1")
