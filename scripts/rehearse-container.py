@@ -3,7 +3,8 @@
 scripts/rehearse.sh: instead of a provided.al2023 container, each "container" is the
 function's own `bootstrap`, run natively behind a Runtime API on 127.0.0.1.
 
-Answers the calls the emulator makes: info, create, cp, start, port, logs, rm. State
+Answers the calls the emulator makes: info, pull, image inspect, create, cp, start,
+port, logs, rm. State
 lives in $EWF_REHEARSE_DIR/containers/<id>/. `serve <id>` is the process `start`
 launches: it takes invocations (POST /2015-03-31/functions/function/invocations) and
 hands them to the bootstrap through the Runtime API (/2018-06-01/runtime/...).
@@ -166,7 +167,9 @@ def serve(cid):
 
 def main(argv):
     command, args = (argv[0], argv[1:]) if argv else ("", [])
-    if command == "info":
+    # No image to fetch or look at: the bootstrap runs natively. The emulator pulls a
+    # function's base image ahead of its first invocation (pull, image inspect).
+    if command in ("info", "pull", "image"):
         return
     if command == "create":
         return create(args)

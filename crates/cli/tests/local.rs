@@ -859,13 +859,16 @@ fn deploy_says_how_to_install_a_missing_sam() {
 }
 
 /// Fake SAM CLI and cargo-lambda in `dir/bin`: sam writes its arguments, a line per
-/// call, to `dir/sam.log` and exits with `sam_exit`.
+/// call, to `dir/sam.log` (with the endpoint it was given, if any) and exits with
+/// `sam_exit`.
 fn fake_tools(dir: &std::path::Path, tools: &[&str], sam_exit: i32) -> Command {
     use std::os::unix::fs::PermissionsExt;
     let bin = dir.join("bin");
     std::fs::create_dir_all(&bin).unwrap();
     for tool in tools {
-        let script = format!("#!/bin/sh\necho \"$@\" >> \"$SAM_LOG\"\nexit {sam_exit}\n");
+        let script = format!(
+            "#!/bin/sh\necho \"$@${{AWS_ENDPOINT_URL:+ @ $AWS_ENDPOINT_URL}}\" >> \"$SAM_LOG\"\nexit {sam_exit}\n"
+        );
         let path = bin.join(tool);
         std::fs::write(&path, script).unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -873,7 +876,8 @@ fn fake_tools(dir: &std::path::Path, tools: &[&str], sam_exit: i32) -> Command {
     let mut command = ewf(dir);
     command
         .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
-        .env("SAM_LOG", dir.join("sam.log"));
+        .env("SAM_LOG", dir.join("sam.log"))
+        .env_remove("AWS_ENDPOINT_URL");
     command
 }
 
@@ -887,6 +891,8 @@ fn deploy_and_delete_run_sam_with_the_stack_settings() {
         "ewf-test",
         "--region",
         "eu-west-2",
+        "--endpoint-url",
+        "http://127.0.0.1:9",
         "--",
         "--parameter-overrides",
         "ApiAuthorization=NONE",
@@ -904,10 +910,16 @@ fn deploy_and_delete_run_sam_with_the_stack_settings() {
     let log = std::fs::read_to_string(dir.path().join("sam.log")).unwrap();
     let calls: Vec<&str> = log.lines().collect();
     assert_eq!(calls.len(), 3, "{log}");
-    assert_eq!(calls[0], "build --beta-features");
+    // The build gets the template parameters too; both reach the emulator named by
+    // --endpoint-url (as AWS_ENDPOINT_URL, which sam honours).
+    assert_eq!(
+        calls[0],
+        "build --beta-features --parameter-overrides ApiAuthorization=NONE @ http://127.0.0.1:9"
+    );
     assert!(
         calls[1].starts_with("deploy --stack-name ewf-test --region eu-west-2 ")
-            && calls[1].ends_with(" --parameter-overrides ApiAuthorization=NONE"),
+            && calls[1]
+                .ends_with(" --parameter-overrides ApiAuthorization=NONE @ http://127.0.0.1:9"),
         "{}",
         calls[1]
     );

@@ -329,6 +329,33 @@ fn no_policy_grants_a_wildcard_action() {
 }
 
 #[test]
+fn every_function_has_one_written_out_policy_document() {
+    // SAM policy templates (`DynamoDBReadPolicy: ...`) and several documents per
+    // function are SAM's to expand; a single statement document is created as written
+    // by every CloudFormation implementation, the rehearsal's emulator included.
+    let template = template();
+    let mut functions = 0;
+    for (name, function) in resources(&template, "AWS::Serverless::Function") {
+        functions += 1;
+        let Some(policies) = function["Properties"].get("Policies") else {
+            continue;
+        };
+        let documents = policies.as_sequence().unwrap();
+        assert_eq!(documents.len(), 1, "{name}: one policy document");
+        let document = documents[0].as_mapping().unwrap();
+        assert_eq!(
+            document
+                .keys()
+                .filter_map(Value::as_str)
+                .collect::<Vec<_>>(),
+            ["Statement"],
+            "{name}: a statement document, not a SAM policy template"
+        );
+    }
+    assert_eq!(functions, 7);
+}
+
+#[test]
 fn the_sample_delivery_event_names_an_order() {
     // The detail a user sends as Logistics' Delivered or DeliveryCanceled.
     let sample = include_str!("../../../data/deliveryEvent.json");
