@@ -25,6 +25,8 @@ pub enum ConfigError {
     },
     #[error("environment variable {name} is invalid: {message}")]
     Invalid { name: &'static str, message: String },
+    #[error("cannot build the HTTPS client of the AWS SDK: {0}")]
+    Https(String),
 }
 
 /// A setting from the environment.
@@ -49,9 +51,15 @@ pub struct Environment {
 }
 
 impl Environment {
-    /// The configuration of the Lambda execution environment (region, role credentials).
-    pub async fn load() -> Self {
-        Self::from_sdk_config(&aws_config::load_defaults(BehaviorVersion::latest()).await)
+    /// The configuration of the Lambda execution environment (region, role credentials),
+    /// its clients trusting the compiled-in roots of AWS endpoints (see `https`).
+    pub async fn load() -> Result<Self, ConfigError> {
+        let https = crate::https::client().map_err(|err| ConfigError::Https(err.to_string()))?;
+        let config = aws_config::defaults(BehaviorVersion::latest())
+            .http_client(https)
+            .load()
+            .await;
+        Ok(Self::from_sdk_config(&config))
     }
 
     /// A given configuration, e.g. with a custom endpoint.

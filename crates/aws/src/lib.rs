@@ -8,6 +8,7 @@ mod callback;
 mod dynamo;
 mod environment;
 mod estimator;
+mod https;
 mod retry;
 mod runtime;
 

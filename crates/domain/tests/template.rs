@@ -297,7 +297,10 @@ fn every_function_builds_its_lambda_crate_binary() {
         let binary = kebab(name.as_str());
         let built = function["Metadata"]["BuildProperties"]["Binary"].as_str();
         assert_eq!(built, Some(binary.as_str()), "{id}");
-        let manifest = workspace.join("lambdas").join(&binary).join("Cargo.toml");
+        let manifest = workspace
+            .join("lambdas")
+            .join(&binary)
+            .join("function/Cargo.toml");
         let manifest = std::fs::read_to_string(manifest).unwrap();
         assert!(
             manifest.contains(&format!("[[bin]]\nname = \"{binary}\"")),

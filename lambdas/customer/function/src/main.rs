@@ -4,7 +4,7 @@ use ewf_customer::CustomerService;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    let env = ewf_aws::Environment::load().await;
+    let env = ewf_aws::Environment::load().await?;
     let service = CustomerService::new(env.customers()?, env.bus()?);
     ewf_aws::run(service).await
 }

@@ -4,7 +4,7 @@ use ewf_delivery::DeliveryService;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    let env = ewf_aws::Environment::load().await;
+    let env = ewf_aws::Environment::load().await?;
     let service = DeliveryService::new(
         env.deliveries()?,
         env.ledger()?,

@@ -4,6 +4,6 @@ use ewf_event_store::EventStoreService;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    let env = ewf_aws::Environment::load().await;
+    let env = ewf_aws::Environment::load().await?;
     ewf_aws::run(EventStoreService::new(env.events()?)).await
 }

@@ -5,7 +5,7 @@ use ewf_payment::PaymentService;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    let env = ewf_aws::Environment::load().await;
+    let env = ewf_aws::Environment::load().await?;
     let service = PaymentService::new(
         env.payments()?,
         env.ledger()?,
