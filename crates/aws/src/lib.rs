@@ -16,7 +16,7 @@ pub use bus::EventBridgeBus;
 pub use callback::StepFunctionsCallback;
 pub use dynamo::{
     DynamoCustomers, DynamoDeliveries, DynamoEvents, DynamoInventory, DynamoLedger, DynamoOrders,
-    DynamoPayments,
+    DynamoPayments, take_consumed_capacity,
 };
 pub use environment::{ConfigError, Environment};
 pub use estimator::LocationEstimator;

@@ -12,16 +12,19 @@ use crate::error::{CliError, Exit, Result};
 use crate::output::Output;
 use crate::targets::{Outcome, Target, finish_delivery, order_work};
 use ewf_domain::work::{CostLine, PriceTable, Work, cost_per_million, total};
-use ewf_domain::{CustomerId, ItemId, Mode, OrderStatus};
+use ewf_domain::{CustomerId, ItemId, Mode, Money, OrderStatus};
 use rust_decimal::Decimal;
 use serde::Serialize;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 /// The memory of every function (`MemorySize` in the template's globals).
 pub const LAMBDA_MEMORY_MB: u64 = 128;
 /// How long one order may take to settle, and then to finish.
 const SETTLE: Duration = Duration::from_secs(60);
+/// On a deployed stack, the pause after a row's orders: their last invocations (the
+/// event store's, a rule's retry) end in the row's window, not the next one's.
+const QUIET: Duration = Duration::from_secs(3);
 
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -62,6 +65,9 @@ struct Row {
     diagram: Option<String>,
     #[serde(skip)]
     first_unexpected: Option<String>,
+    /// When the row's orders ran, and their work ended.
+    #[serde(skip)]
+    window: (SystemTime, SystemTime),
 }
 
 /// The work of one order, on average.
@@ -76,6 +82,7 @@ struct PerOrder {
     write_units: Option<Decimal>,
     api_requests: Decimal,
     billed_ms: Option<Decimal>,
+    log_bytes: Option<Decimal>,
 }
 
 impl PerOrder {
@@ -91,6 +98,7 @@ impl PerOrder {
             write_units: work.write_units.map(each),
             api_requests: each(work.http_requests + work.rest_requests),
             billed_ms: work.billed_ms.map(each),
+            log_bytes: work.log_bytes.map(each),
         }
     }
 }
@@ -107,20 +115,21 @@ struct Report {
     /// Which figures were counted and which derived, on this target.
     notes: Vec<&'static str>,
     rows: Vec<Row>,
+    prices: PriceTable,
 }
 
 const COUNTED_NOTES: &[&str] = &[
     "Counted on the local stack, on the paths the services take: Lambda invocations per function, events published and rule deliveries, DynamoDB read and write units from the size of each item read or written (DynamoDB's on-demand rules: 4 KB a strongly consistent read, 1 KB a write, twice that in a transaction), API requests.",
     "State transitions: the states entered in each execution's history.",
     "Lambda duration: handler time measured on this machine, each invocation rounded up to 1 ms as Lambda bills it; on Lambda, add cold starts and the SDK's network time.",
-    "Logs: not counted yet, so not priced.",
+    "Log bytes: the functions' JSON lines at the template's level (info), counted as they are formatted, each with the span the Lambda runtime puts on it, and the line each invocation ends with (the DynamoDB capacity it consumed); plus Lambda's own start and report records, 375 bytes an invocation (derived from their shape).",
     "The deadline sweep (a scheduled invocation every minute on AWS) is a fixed cost of the stack, not of an order, and is left out.",
 ];
 
 const DERIVED_NOTES: &[&str] = &[
-    "Read from each order's records on the deployed stack: state transitions and the workflow's Lambda invocations from its execution history; events published from the event store (measured).",
-    "Derived: rule deliveries and events-mode invocations (each stored event times its rules' targets, retries not seen); API requests (one to create an order, one to deliver or cancel it).",
-    "Not available on AWS yet, so not priced: Lambda billed duration (in the functions' REPORT log lines), DynamoDB capacity units and log bytes (CloudWatch metrics of the run's window, which appear after a few minutes).",
+    "Measured from the functions' CloudWatch Logs for each row's window (from its first order to 3 s after its last): Lambda invocations per function and billed duration from Lambda's platform.report records; DynamoDB read and write units from the line each invocation ends with, the capacity DynamoDB reported (a refused conditional write, which DynamoDB bills without reporting it, at its least: a unit an item, two in a transaction); log bytes, every line of those invocations. The deadline sweep's invocations are left out. CloudWatch Logs usually holds the lines within seconds; compare reads again until every invocation has its report, for at most 3 minutes.",
+    "Read from each order's records: state transitions from its execution history; events published from the event store.",
+    "Derived: rule deliveries (each stored event times its rules' targets, retries not seen); API requests (one to create an order, one to deliver or cancel it).",
 ];
 
 pub struct CompareArgs {
@@ -167,6 +176,12 @@ pub async fn run(global: &Global, output: &Output, args: CompareArgs) -> Result<
     // Leave the setting as it was, even when a run failed.
     target.set_fail_probability(previous).await?;
     result?;
+    spinner.set_message(
+        "compare: reading the functions' logs (CloudWatch Logs holds them within a minute)",
+    );
+    for row in &mut rows {
+        read_logs(target.as_ref(), row, &prices).await?;
+    }
     drop(spinner);
     let counted = target.work_reading().await?.is_some();
     let report = Report {
@@ -183,6 +198,7 @@ pub async fn run(global: &Global, output: &Output, args: CompareArgs) -> Result<
         }
         .to_vec(),
         rows,
+        prices,
     };
     match global.output {
         Format::Json => output.json(&report),
@@ -267,6 +283,8 @@ async fn measure(
     let mut work: Option<Work> = None;
     let mut diagram = None;
     let mut unexpected = Vec::new();
+    let counted = target.work_reading().await?.is_some();
+    let window_start = SystemTime::now();
     for _ in 0..orders {
         let before = target.work_reading().await?;
         let started = Instant::now();
@@ -300,9 +318,14 @@ async fn measure(
             diagram = timeline.as_ref().map(diagram::sequence);
         }
     }
+    if !counted {
+        // The last invocations end after the order does: the next row starts later.
+        tokio::time::sleep(QUIET).await;
+    }
+    let window = (window_start, SystemTime::now());
     let orders = u64::from(orders);
     let work = work.unwrap_or_default();
-    let cost = cost_per_million(&work, orders, prices, LAMBDA_MEMORY_MB);
+    let (per_order, cost, cost_per_million_orders) = priced(&work, orders, prices);
     Ok(Row {
         scenario: scenario.name,
         mode,
@@ -310,13 +333,40 @@ async fn measure(
         unexpected: unexpected.len() as u64,
         settle: Latency::of(settle),
         finish: Latency::of(finish),
-        per_order: PerOrder::of(&work, orders),
-        cost_per_million_orders: total(&cost),
+        per_order,
+        cost_per_million_orders,
         cost,
         work,
         diagram,
         first_unexpected: unexpected.into_iter().next(),
+        window,
     })
+}
+
+/// The work of one order, what each service costs for a million, and the total.
+fn priced(work: &Work, orders: u64, prices: &PriceTable) -> (PerOrder, Vec<CostLine>, Money) {
+    let cost = cost_per_million(work, orders, prices, LAMBDA_MEMORY_MB);
+    let sum = total(&cost);
+    (PerOrder::of(work, orders), cost, sum)
+}
+
+/// Replaces what a row's work says of invocations, duration, capacity and logs by what
+/// the target's logs show for its window, where it keeps such logs.
+async fn read_logs(target: &dyn Target, row: &mut Row, prices: &PriceTable) -> Result<()> {
+    let (from, to) = row.window;
+    let Some(logged) = target.logged_work(from, to).await? else {
+        return Ok(());
+    };
+    row.work = Work {
+        invocations: logged.invocations,
+        billed_ms: logged.billed_ms,
+        read_units: logged.read_units,
+        write_units: logged.write_units,
+        log_bytes: logged.log_bytes,
+        ..std::mem::take(&mut row.work)
+    };
+    (row.per_order, row.cost, row.cost_per_million_orders) = priced(&row.work, row.orders, prices);
+    Ok(())
 }
 
 /// The API requests an order of `mode` takes (HTTP, REST), as a client makes them: the
@@ -381,6 +431,7 @@ fn summary_cells(row: &Row) -> Vec<String> {
         format!("{} / {}", opt(each.read_units), opt(each.write_units)),
         each.api_requests.to_string(),
         opt(each.billed_ms),
+        opt(each.log_bytes),
     ]
 }
 
@@ -395,6 +446,7 @@ const SUMMARY: &[&str] = &[
     "read / write units",
     "API requests",
     "billed ms",
+    "log bytes",
 ];
 
 /// The cost table's cells of a row: per service, then the total.
@@ -513,7 +565,24 @@ fn markdown(report: &Report) -> String {
     for note in &report.notes {
         text.push_str(&format!("- {note}\n"));
     }
-    text.push_str("\n### One order of each\n");
+    text.push_str("\n### Prices\n\n");
+    let header: Vec<String> = ["unit", "price", "per", "source", "read"]
+        .iter()
+        .map(|cell| (*cell).to_owned())
+        .collect();
+    text.push_str(&markdown_table(
+        &header,
+        report.prices.units().into_iter().map(|unit| {
+            vec![
+                unit.unit.clone(),
+                unit.price.to_string(),
+                unit.per.to_string(),
+                unit.source.clone(),
+                unit.read.clone().unwrap_or_else(|| "not checked".into()),
+            ]
+        }),
+    ));
+    text.push_str("\n\n### One order of each\n");
     for row in &report.rows {
         if let Some(diagram) = &row.diagram {
             text.push_str(&format!(

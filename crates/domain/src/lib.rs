@@ -47,6 +47,7 @@ pub mod error;
 pub mod estimate;
 pub mod events;
 pub mod ids;
+pub mod logs;
 pub mod model;
 pub mod ports;
 pub mod saga;

@@ -158,6 +158,9 @@ pub struct UnitPrice {
     pub source: String,
     /// When the price was read from that page (ISO date); `None` when not checked.
     pub read: Option<String>,
+    /// How it was checked, where that page alone did not show it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checked: Option<String>,
 }
 
 impl UnitPrice {
@@ -201,6 +204,21 @@ impl PriceTable {
 
     pub fn builtin() -> Result<Self, String> {
         Self::parse(BUILTIN_PRICES)
+    }
+
+    /// Every unit price, in the table's order.
+    pub fn units(&self) -> [&UnitPrice; 9] {
+        [
+            &self.lambda_requests,
+            &self.lambda_gb_seconds,
+            &self.state_transitions,
+            &self.events_published,
+            &self.read_units,
+            &self.write_units,
+            &self.http_api_requests,
+            &self.rest_api_requests,
+            &self.log_ingestion_gb,
+        ]
     }
 }
 
@@ -325,6 +343,7 @@ mod tests {
             unit: "unit".into(),
             source: "https://aws.amazon.com/".into(),
             read: None,
+            checked: None,
         }
     }
 
@@ -429,11 +448,21 @@ mod tests {
     fn the_builtin_price_table_reads() {
         let table = PriceTable::builtin().unwrap();
         assert_eq!(table.currency, "USD");
-        assert!(
-            table
-                .lambda_requests
-                .source
-                .starts_with("https://aws.amazon.com/")
-        );
+        for unit in table.units() {
+            assert!(
+                ["https://aws.amazon.com/", "https://docs.aws.amazon.com/"]
+                    .iter()
+                    .any(|page| unit.source.starts_with(page)),
+                "{} is priced from an AWS page: {}",
+                unit.unit,
+                unit.source
+            );
+            let read = unit.read.as_deref().unwrap_or_default();
+            assert!(
+                chrono::NaiveDate::parse_from_str(read, "%Y-%m-%d").is_ok(),
+                "{} has the date it was read: {read:?}",
+                unit.unit
+            );
+        }
     }
 }

@@ -136,7 +136,7 @@ impl Functions {
             return invocation.await;
         }
         let started = Instant::now();
-        let result = invocation.await;
+        let result = self.meter.logged(invocation).await;
         self.meter.invoked(name, started.elapsed());
         result
     }

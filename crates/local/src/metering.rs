@@ -6,6 +6,7 @@
 
 use async_trait::async_trait;
 use ewf_domain::events::FunctionName;
+use ewf_domain::logs;
 use ewf_domain::ports::{
     CustomerStore, DeliveryStore, EventStore, InventoryStore, Ledger, OrderStore, PaymentStore,
     Step,
@@ -17,9 +18,14 @@ use ewf_domain::{
 };
 use serde::Serialize;
 use serde_json::{Value, json};
-use std::sync::Arc;
+use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
+use tracing::Dispatch;
+use tracing::instrument::{Instrument, WithSubscriber};
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::MakeWriter;
 
 /// Which API an order's request came through.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -44,7 +50,36 @@ pub struct Meter {
     write_units: AtomicU64,
     http_requests: AtomicU64,
     rest_requests: AtomicU64,
+    log_bytes: LogBytes,
+    /// The functions' log format writing to `log_bytes`, made when first needed.
+    logs: OnceLock<Dispatch>,
 }
+
+/// A log writer that keeps only the count of the bytes written to it.
+#[derive(Clone, Default)]
+struct LogBytes(Arc<AtomicU64>);
+
+impl io::Write for LogBytes {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.fetch_add(buf.len() as u64, Relaxed);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'writer> MakeWriter<'writer> for LogBytes {
+    type Writer = LogBytes;
+
+    fn make_writer(&'writer self) -> LogBytes {
+        self.clone()
+    }
+}
+
+/// Stands for the request id Lambda gives each invocation: of the same length.
+const REQUEST_ID: &str = "00000000-0000-0000-0000-000000000000";
 
 /// Counting resumes when this is dropped.
 pub struct Suspended<'a>(&'a Meter);
@@ -72,7 +107,7 @@ impl Meter {
     }
 
     /// The counts so far (the stack counts no state transitions: they are in the
-    /// executions' histories, and logs are not counted).
+    /// executions' histories).
     pub fn reading(&self) -> Work {
         let invocations = FunctionName::ALL
             .iter()
@@ -90,7 +125,7 @@ impl Meter {
             write_units: Some(self.write_units.load(Relaxed)),
             http_requests: self.http_requests.load(Relaxed),
             rest_requests: self.rest_requests.load(Relaxed),
-            log_bytes: None,
+            log_bytes: Some(self.log_bytes.0.load(Relaxed)),
         }
     }
 
@@ -107,9 +142,43 @@ impl Meter {
         if let Some(index) = FunctionName::ALL.iter().position(|name| *name == function) {
             self.invocations[index].fetch_add(1, Relaxed);
         }
+        self.log_bytes
+            .0
+            .fetch_add(logs::PLATFORM_BYTES_PER_INVOCATION, Relaxed);
         let billed = handler.as_micros().div_ceil(1000).max(1);
         self.billed_ms
             .fetch_add(u64::try_from(billed).unwrap_or(u64::MAX), Relaxed);
+    }
+
+    /// The invocation with its log lines counted: written as the function writes them
+    /// on Lambda, in the functions' format and level, inside the runtime's span, and
+    /// ending with the capacity it consumed.
+    pub fn logged<'a, F>(&'a self, invocation: F) -> impl Future<Output = F::Output> + 'a
+    where
+        F: Future + 'a,
+    {
+        let dispatch = self.logs.get_or_init(|| {
+            let filter = EnvFilter::new(logs::DEFAULT_LEVEL);
+            Dispatch::new(logs::json_lines(filter, self.log_bytes.clone()))
+        });
+        let span = tracing::dispatcher::with_default(dispatch, || {
+            tracing::info_span!(logs::INVOCATION_SPAN, requestId = REQUEST_ID)
+        });
+        let units = || {
+            (
+                self.read_units.load(Relaxed),
+                self.write_units.load(Relaxed),
+            )
+        };
+        let before = units();
+        async move {
+            let output = invocation.await;
+            let after = units();
+            logs::consumed_capacity((after.0 - before.0) as f64, (after.1 - before.1) as f64);
+            output
+        }
+        .instrument(span)
+        .with_subscriber(dispatch.clone())
     }
 
     pub fn published(&self, events: usize, deliveries: usize) {
@@ -443,6 +512,27 @@ impl<T: EventStore + ?Sized> EventStore for Metered<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_functions_lines_are_counted_as_lambda_would_store_them() {
+        let meter = Meter::default();
+        meter.start();
+        meter
+            .logged(async {
+                tracing::info!(order_id = "o-1", "order created");
+                tracing::debug!("below the functions' level");
+            })
+            .await;
+        let line = r#"{"level":"INFO","fields":{"message":"order created","order_id":"o-1"},"target":"ewf_local::metering::tests","spans":[{"requestId":"00000000-0000-0000-0000-000000000000","name":"Lambda runtime invoke"}]}"#;
+        assert_eq!(meter.reading().log_bytes, Some(line.len() as u64 + 1));
+        // A reservation of a kilobyte's item: the invocation ends with its capacity.
+        meter.logged(async { meter.write(1000, false) }).await;
+        let capacity = r#"{"level":"INFO","fields":{"message":"consumed capacity","readUnits":0.0,"writeUnits":1.0},"target":"ewf_domain::logs","spans":[{"requestId":"00000000-0000-0000-0000-000000000000","name":"Lambda runtime invoke"}]}"#;
+        assert_eq!(
+            meter.reading().log_bytes,
+            Some((line.len() + capacity.len()) as u64 + 2)
+        );
+    }
 
     #[test]
     fn nothing_is_counted_before_start_or_while_suspended() {

@@ -87,7 +87,9 @@ async fn a_delivered_workflow_order() {
         write_units: Some(21),
         http_requests: 1,
         rest_requests: 1,
-        log_bytes: None,
+        // 13 invocations: Lambda's records (375 bytes each), a capacity line each, and
+        // the services' own lines.
+        log_bytes: Some(8437),
     };
     assert_eq!(work, expected);
 }
@@ -115,7 +117,7 @@ async fn a_delivered_events_order() {
         write_units: Some(79),
         http_requests: 1,
         rest_requests: 0,
-        log_bytes: None,
+        log_bytes: Some(24714),
     };
     assert_eq!(work, expected);
 }
@@ -141,7 +143,7 @@ async fn a_canceled_workflow_order() {
         write_units: Some(31),
         http_requests: 1,
         rest_requests: 1,
-        log_bytes: None,
+        log_bytes: Some(10129),
     };
     assert_eq!(work, expected);
 }

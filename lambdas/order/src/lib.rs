@@ -12,7 +12,7 @@ use ewf_domain::{
     CustomerId, DeliveryOutcome, Failure, ItemId, Mode, Money, Order, OrderDetail, OrderId,
     OrderRef, OrderStatus, OrderUpdate, PaymentId, ServiceError,
 };
-use ewf_domain::{saga, workflow_errors};
+use ewf_domain::{logs, saga, workflow_errors};
 use serde::Deserialize;
 use serde_json::json;
 use std::sync::Arc;
@@ -333,6 +333,7 @@ impl OrderService {
             }
             Command::Sweep => {
                 let timed_out = self.sweep().await?;
+                tracing::info!(timed_out = timed_out.len(), message = logs::DEADLINE_SWEEP);
                 Ok(Reply::ok(json!({ "timedOut": timed_out })))
             }
         }

@@ -1,6 +1,7 @@
 //! DynamoDB adapters of the store ports and the ledger. Every conditional write goes
 //! through [`table::Table::write`]: alone, or in one transaction with its saga step.
 
+mod capacity;
 mod codec;
 mod customers;
 mod deliveries;
@@ -12,6 +13,7 @@ mod orders;
 mod payments;
 mod table;
 
+pub use capacity::take as take_consumed_capacity;
 pub use customers::DynamoCustomers;
 pub use deliveries::DynamoDeliveries;
 pub use events::DynamoEvents;

@@ -1,6 +1,7 @@
 //! One DynamoDB table and the guarded writes every store is made of: a write alone, or
 //! a write and its saga step in one transaction.
 
+use super::capacity;
 use super::codec::Attributes;
 use super::expr::Expr;
 use super::ledger::DynamoLedger;
@@ -12,7 +13,7 @@ use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
-    CancellationReason, KeysAndAttributes, Put, PutRequest, ReturnValue,
+    CancellationReason, KeysAndAttributes, Put, PutRequest, ReturnConsumedCapacity, ReturnValue,
     ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update, WriteRequest,
 };
 use ewf_domain::ports::Step;
@@ -94,21 +95,26 @@ impl Table {
             .table_name(&self.name)
             .set_key(Some(key))
             .consistent_read(true)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await
             .map_err(|err| self.failed("GetItem", err))?;
+        capacity::read(output.consumed_capacity());
         Ok(output.item)
     }
 
     /// Writes an item whatever is there.
     pub async fn put(&self, item: Attributes) -> Result<(), StoreError> {
-        self.client
+        let output = self
+            .client
             .put_item()
             .table_name(&self.name)
             .set_item(Some(item))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await
             .map_err(|err| self.failed("PutItem", err))?;
+        capacity::written(output.consumed_capacity());
         Ok(())
     }
 
@@ -130,9 +136,11 @@ impl Table {
                         .client
                         .batch_write_item()
                         .request_items(&self.name, pending)
+                        .return_consumed_capacity(ReturnConsumedCapacity::Total)
                         .send()
                         .await
                         .map_err(|err| self.failed("BatchWriteItem", err))?;
+                    capacity::written(output.consumed_capacity());
                     Ok(output
                         .unprocessed_items
                         .and_then(|mut tables| tables.remove(&self.name))
@@ -161,7 +169,7 @@ impl Table {
     ) -> Result<Vec<Attributes>, StoreError> {
         let mut expr = Expr::default();
         let condition = expr.equals(attribute, super::codec::text(value));
-        let mut items = self
+        let mut pages = self
             .client
             .query()
             .table_name(&self.name)
@@ -170,12 +178,14 @@ impl Table {
             .set_expression_attribute_names(expr.names())
             .set_expression_attribute_values(expr.values())
             .scan_index_forward(true)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .into_paginator()
-            .items()
             .send();
         let mut found = Vec::new();
-        while let Some(item) = items.next().await {
-            found.push(item.map_err(|err| self.failed("Query", err))?);
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|err| self.failed("Query", err))?;
+            capacity::read(page.consumed_capacity());
+            found.extend(page.items.unwrap_or_default());
         }
         Ok(found)
     }
@@ -183,19 +193,21 @@ impl Table {
     /// The items that match `filter` (written with `expr`'s placeholders), every page
     /// of a scan: for sweeps, which are rare and look at the whole table.
     pub async fn scan(&self, filter: String, expr: Expr) -> Result<Vec<Attributes>, StoreError> {
-        let mut items = self
+        let mut pages = self
             .client
             .scan()
             .table_name(&self.name)
             .filter_expression(filter)
             .set_expression_attribute_names(expr.names())
             .set_expression_attribute_values(expr.values())
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .into_paginator()
-            .items()
             .send();
         let mut found = Vec::new();
-        while let Some(item) = items.next().await {
-            found.push(item.map_err(|err| self.failed("Scan", err))?);
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|err| self.failed("Scan", err))?;
+            capacity::read(page.consumed_capacity());
+            found.extend(page.items.unwrap_or_default());
         }
         Ok(found)
     }
@@ -232,12 +244,17 @@ impl Table {
                     .return_values_on_condition_check_failure(
                         ReturnValuesOnConditionCheckFailure::AllOld,
                     )
+                    .return_consumed_capacity(ReturnConsumedCapacity::Total)
                     .send()
                     .await;
                 match result {
-                    Ok(_) => Ok(None),
+                    Ok(output) => {
+                        capacity::written(output.consumed_capacity());
+                        Ok(None)
+                    }
                     Err(err) => match err.as_service_error() {
                         Some(PutItemError::ConditionalCheckFailedException(failed)) => {
+                            capacity::refused(1);
                             Err(refusal(failed.item()))
                         }
                         _ => Err(self.failed("PutItem", err).into()),
@@ -258,12 +275,17 @@ impl Table {
                     .return_values_on_condition_check_failure(
                         ReturnValuesOnConditionCheckFailure::AllOld,
                     )
+                    .return_consumed_capacity(ReturnConsumedCapacity::Total)
                     .send()
                     .await;
                 match result {
-                    Ok(output) => Ok(output.attributes),
+                    Ok(output) => {
+                        capacity::written(output.consumed_capacity());
+                        Ok(output.attributes)
+                    }
                     Err(err) => match err.as_service_error() {
                         Some(UpdateItemError::ConditionalCheckFailedException(failed)) => {
+                            capacity::refused(1);
                             Err(refusal(failed.item()))
                         }
                         _ => Err(self.failed("UpdateItem", err).into()),
@@ -296,10 +318,14 @@ impl Table {
                 .client
                 .transact_write_items()
                 .set_transact_items(Some(items.clone()))
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
                 .send()
                 .await;
             let err = match result {
-                Ok(_) => break,
+                Ok(output) => {
+                    capacity::written(output.consumed_capacity());
+                    break;
+                }
                 Err(err) => err,
             };
             let Some(TransactWriteItemsError::TransactionCanceledException(canceled)) =
@@ -307,6 +333,7 @@ impl Table {
             else {
                 return Err(self.failed("TransactWriteItems", err).into());
             };
+            capacity::refused(2 * items.len() as u64);
             let reasons = canceled.cancellation_reasons();
             let code = |index: usize| reasons.get(index).and_then(CancellationReason::code);
             // The step first: a repeat replays the outcome even if the state moved on.
@@ -352,10 +379,14 @@ impl Table {
             .client
             .transact_write_items()
             .set_transact_items(Some(items))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await;
         match result {
-            Ok(_) => Ok(true),
+            Ok(output) => {
+                capacity::written(output.consumed_capacity());
+                Ok(true)
+            }
             Err(err) => match err.as_service_error() {
                 Some(TransactWriteItemsError::TransactionCanceledException(canceled))
                     if canceled
@@ -363,6 +394,7 @@ impl Table {
                         .iter()
                         .any(|reason| reason.code() == Some(CONDITION_FAILED)) =>
                 {
+                    capacity::refused(2 * canceled.cancellation_reasons().len() as u64);
                     Ok(false)
                 }
                 _ => Err(self.failed("TransactWriteItems", err)),
@@ -385,12 +417,17 @@ impl Table {
             .condition_expression(condition)
             .set_expression_attribute_names(expr.names())
             .set_expression_attribute_values(expr.values())
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await;
         match result {
-            Ok(_) => Ok(()),
+            Ok(output) => {
+                capacity::written(output.consumed_capacity());
+                Ok(())
+            }
             Err(err) => match err.as_service_error() {
                 Some(DeleteItemError::ConditionalCheckFailedException(_)) => {
+                    capacity::refused(1);
                     Err(WriteError::ConditionFailed)
                 }
                 _ => Err(self.failed("DeleteItem", err).into()),
@@ -424,9 +461,11 @@ impl Table {
                             .client
                             .batch_get_item()
                             .request_items(&self.name, request)
+                            .return_consumed_capacity(ReturnConsumedCapacity::Total)
                             .send()
                             .await
                             .map_err(|err| self.failed("BatchGetItem", err))?;
+                        capacity::read(output.consumed_capacity());
                         let found = output
                             .responses
                             .and_then(|mut tables| tables.remove(&self.name))

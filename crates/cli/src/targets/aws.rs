@@ -1,6 +1,7 @@
 //! A deployed stack as a target: physical names from the CloudFormation outputs, the
 //! services reached as a user would reach them (HTTP API, StartExecution, PutEvents).
 
+use super::function_logs;
 use super::queues::{DeadLetterQueues, Held, LIST_HIDE, REDRIVE_HIDE};
 use super::sigv4::{SignedHttp, Through, credentials_of, no_credentials};
 use super::tls::CaBundle;
@@ -17,7 +18,7 @@ use ewf_aws::{
     DynamoCustomers, DynamoDeliveries, DynamoEvents, DynamoInventory, DynamoOrders, DynamoPayments,
 };
 use ewf_delivery::DELIVERY_FINISHED;
-use ewf_domain::events::{DetailType, LOGISTICS_SOURCE};
+use ewf_domain::events::{DetailType, FunctionName, LOGISTICS_SOURCE};
 use ewf_domain::ports::{
     DeliveryStore, EventStore, InventoryStore, OrderStore, PaymentStore, Random, SeededRandom,
 };
@@ -25,6 +26,7 @@ use ewf_domain::sample::SampleData;
 use ewf_domain::settings::{
     DEFAULT_FAIL_PROBABILITY, FAIL_PROBABILITY_VAR, parse_fail_probability,
 };
+use ewf_domain::work::Work;
 use ewf_domain::{
     CustomerId, Delivery, Item, ItemId, Mode, Order, OrderId, OrderRef, Payment, PaymentId,
     StoreError,
@@ -32,7 +34,7 @@ use ewf_domain::{
 use ewf_local::SeedSummary;
 use serde_json::{Map, Value, json};
 use std::collections::{BTreeMap, HashMap};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// The Payment function's setting, and its value when the variable is absent (as in the template).
 /// How often a follow-up polls.
@@ -41,6 +43,9 @@ const POLL: Duration = Duration::from_millis(500);
 const UPDATE_TIMEOUT: Duration = Duration::from_secs(120);
 /// How many times a configuration update is tried when another writer got in first.
 const UPDATE_ATTEMPTS: u32 = 3;
+/// How long CloudWatch Logs may take to hold every line of a window (usually seconds).
+const LOGS_WAIT: Duration = Duration::from_secs(180);
+const LOGS_POLL: Duration = Duration::from_secs(5);
 /// The AWS error codes that mean credentials or permissions are wrong (exit 4).
 const CREDENTIALS: &[&str] = &[
     "AccessDenied",
@@ -74,6 +79,7 @@ pub struct AwsTarget {
     lambda: aws_sdk_lambda::Client,
     events: aws_sdk_eventbridge::Client,
     sqs: aws_sdk_sqs::Client,
+    logs: aws_sdk_cloudwatchlogs::Client,
     http: SignedHttp,
     /// The HTTP API's base URL as `ewf` calls it; `None` without one.
     api_base: Option<String>,
@@ -149,6 +155,7 @@ impl AwsTarget {
             lambda: aws_sdk_lambda::Client::new(&config),
             events: aws_sdk_eventbridge::Client::new(&config),
             sqs: aws_sdk_sqs::Client::new(&config),
+            logs: aws_sdk_cloudwatchlogs::Client::new(&config),
             http,
             api_base,
             stack: settings.stack.clone(),
@@ -437,6 +444,25 @@ impl AwsTarget {
     }
 }
 
+impl AwsTarget {
+    /// Each function's log group, as Lambda names it.
+    fn log_groups(&self) -> Result<Vec<(FunctionName, String)>> {
+        FunctionName::ALL
+            .iter()
+            .map(|function| {
+                let name = self.output(&format!("{function}Function"))?;
+                Ok((*function, format!("/aws/lambda/{name}")))
+            })
+            .collect()
+    }
+}
+
+fn epoch_millis(time: SystemTime) -> i64 {
+    time.duration_since(UNIX_EPOCH).map_or(0, |since| {
+        i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
+    })
+}
+
 fn variables(config: &GetFunctionConfigurationOutput) -> HashMap<String, String> {
     config
         .environment
@@ -637,6 +663,30 @@ impl Target for AwsTarget {
             .partition(|held| held.letter.concerns(order) && held.letter.is_event());
         queues.release(&others).await;
         self.publish_again(&queues, chosen).await
+    }
+
+    /// Read again until every invocation seen has Lambda's report and a second read
+    /// finds nothing new, for at most [`LOGS_WAIT`]; then what is there.
+    async fn logged_work(&self, from: SystemTime, to: SystemTime) -> Result<Option<Work>> {
+        let groups = self.log_groups()?;
+        let (from, to) = (epoch_millis(from), epoch_millis(to));
+        let deadline = Instant::now() + LOGS_WAIT;
+        let mut previous = None;
+        loop {
+            let tally = function_logs::read(&self.logs, &groups, from, to).await?;
+            let complete = tally.unreported() == 0 && previous.as_ref() == Some(&tally);
+            if complete || Instant::now() >= deadline {
+                if !complete {
+                    tracing::warn!(
+                        unreported = tally.unreported(),
+                        "CloudWatch Logs did not hold the whole window in time; counting what it holds"
+                    );
+                }
+                return Ok(Some(tally.work()));
+            }
+            previous = Some(tally);
+            tokio::time::sleep(LOGS_POLL).await;
+        }
     }
 
     async fn outputs(&self) -> Result<Vec<(String, String)>> {

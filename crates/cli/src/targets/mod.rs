@@ -2,6 +2,7 @@
 //! offer the same operations, so every command (and the demo) works on either.
 
 pub mod aws;
+mod function_logs;
 pub mod local;
 mod queues;
 mod sigv4;
@@ -19,7 +20,7 @@ use ewf_domain::{
 use ewf_local::SeedSummary;
 use serde::Serialize;
 use serde_json::Value;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 /// How a delivery ends.
 pub use ewf_domain::DeliveryOutcome as Outcome;
@@ -297,6 +298,12 @@ pub trait Target: Send + Sync {
     /// What the target's own counters say now, once the work under way is done; `None`
     /// when it has none (a deployed stack: its work is read from each order's records).
     async fn work_reading(&self) -> Result<Option<Work>> {
+        Ok(None)
+    }
+
+    /// The work the target's logs show between two times, once they hold all of it
+    /// (the figures logs give; the rest zero); `None` when it keeps no such logs.
+    async fn logged_work(&self, _from: SystemTime, _to: SystemTime) -> Result<Option<Work>> {
         Ok(None)
     }
 }

@@ -1,0 +1,81 @@
+//! The functions' log lines, one format for Lambda and for the local stack's count of
+//! the bytes a function logs: a JSON object a line, without a time (CloudWatch stamps
+//! each line), each line carrying the spans it was written in.
+
+use tracing::Subscriber;
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::MakeWriter;
+
+/// The level every function logs at unless `RUST_LOG` says otherwise (the template's
+/// `LogLevel` default).
+pub const DEFAULT_LEVEL: &str = "info";
+
+/// The name and field of the span the Lambda runtime opens around each invocation; it
+/// is on every line a function writes.
+pub const INVOCATION_SPAN: &str = "Lambda runtime invoke";
+
+/// The bytes of the records Lambda itself writes per invocation in the JSON log
+/// format: `platform.start` and `platform.report` (a warm start; a cold start adds
+/// `platform.initStart` and an `initDurationMs`), each with its time, a 36-character
+/// request id and the figures (the test below holds an example).
+pub const PLATFORM_BYTES_PER_INVOCATION: u64 = 375;
+
+/// The message of the line that ends an invocation that used DynamoDB, with the units
+/// it consumed as the fields `readUnits` and `writeUnits`.
+pub const CONSUMED_CAPACITY: &str = "consumed capacity";
+
+/// The message of the line of each deadline sweep (whose work is the stack's, not an
+/// order's).
+pub const DEADLINE_SWEEP: &str = "deadline sweep";
+
+/// Logs the DynamoDB capacity an invocation consumed, when it consumed any.
+pub fn consumed_capacity(read_units: f64, write_units: f64) {
+    if read_units > 0.0 || write_units > 0.0 {
+        tracing::info!(
+            readUnits = read_units,
+            writeUnits = write_units,
+            message = CONSUMED_CAPACITY
+        );
+    }
+}
+
+/// A subscriber that writes the functions' JSON lines to `writer`, filtered by `filter`.
+pub fn json_lines<W>(filter: EnvFilter, writer: W) -> impl Subscriber + Send + Sync + 'static
+where
+    W: for<'writer> MakeWriter<'writer> + Send + Sync + 'static,
+{
+    tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(filter)
+        .with_ansi(false)
+        .without_time()
+        .with_current_span(false)
+        .with_writer(writer)
+        .finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Lambda's own records of one warm invocation of 3 ms, in the shape it writes them.
+    fn platform_records(request_id: &str) -> [String; 2] {
+        [
+            format!(
+                r#"{{"time":"2026-01-01T00:00:00.000Z","type":"platform.start","record":{{"requestId":"{request_id}","version":"$LATEST"}}}}"#
+            ),
+            format!(
+                r#"{{"time":"2026-01-01T00:00:00.003Z","type":"platform.report","record":{{"requestId":"{request_id}","metrics":{{"durationMs":2.71,"billedDurationMs":3,"memorySizeMB":128,"maxMemoryUsedMB":19}},"status":"success"}}}}"#
+            ),
+        ]
+    }
+
+    #[test]
+    fn the_platform_bytes_are_those_of_lambdas_records() {
+        let bytes: usize = platform_records("6d68ca91-49c9-448d-89b8-7ca3e6dc66aa")
+            .iter()
+            .map(|record| record.len() + 1)
+            .sum();
+        assert_eq!(bytes as u64, PLATFORM_BYTES_PER_INVOCATION);
+    }
+}
