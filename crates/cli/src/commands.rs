@@ -3,14 +3,14 @@
 
 use crate::cli::{Cli, Command, FinishArgs, Format, Global, LocalCommand, OrderArgs, OrderCommand};
 use crate::error::{CliError, Exit, Result};
-use crate::output::Output;
+use crate::output::{Output, timeline_table};
 use crate::targets::local::LocalTarget;
 use crate::targets::{
     Outcome, Target, Timeline, TimelineEntry, finish_delivery, not_settled, order_not_found,
 };
 use crate::{bench, compare, dead_letters, demo, deploy, diagram, interruptible};
 use clap::CommandFactory;
-use comfy_table::{Cell, Table};
+use comfy_table::Cell;
 use ewf_domain::sample::SampleData;
 use ewf_domain::settings::FAIL_PROBABILITY_VAR;
 use ewf_domain::{CustomerId, ItemId, Mode, Order, OrderId, OrderStatus};
@@ -440,19 +440,6 @@ async fn finished(target: &dyn Target, timeline: &Timeline) -> Result<bool> {
     };
     let order = target.describe_order(customer, &timeline.order_id).await?;
     Ok(order.is_some_and(|order| order.order_status.is_terminal()))
-}
-
-pub fn timeline_table(output: &Output, timeline: &Timeline) -> Table {
-    let mut table = output.table(&["#", "time", "type", "source"]);
-    for (index, entry) in timeline.entries.iter().enumerate() {
-        table.add_row(vec![
-            (index + 1).to_string(),
-            entry.time.format("%H:%M:%S%.3f").to_string(),
-            entry.kind.clone(),
-            entry.source.clone(),
-        ]);
-    }
-    table
 }
 
 async fn serve(global: &Global, output: &Output, port: u16) -> Result<()> {

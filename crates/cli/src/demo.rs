@@ -2,9 +2,9 @@
 //! sagas agree (parity) and that no stock was lost (conservation).
 
 use crate::cli::Global;
-use crate::commands::timeline_table;
 use crate::error::{CliError, Result};
 use crate::output::Output;
+use crate::output::timeline_table;
 use crate::targets::aws::AwsTarget;
 use crate::targets::local::LocalTarget;
 use crate::targets::{Outcome, Target, Timeline, finish_delivery};

@@ -2,6 +2,7 @@
 //! stderr only when it is a terminal, colours only when wanted.
 
 use crate::cli::Format;
+use crate::targets::Timeline;
 use comfy_table::presets::UTF8_FULL_CONDENSED;
 use comfy_table::{Cell, Color, ContentArrangement, Table};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -146,4 +147,17 @@ impl Drop for Spinner {
     fn drop(&mut self) {
         self.0.finish_and_clear();
     }
+}
+
+pub fn timeline_table(output: &Output, timeline: &Timeline) -> Table {
+    let mut table = output.table(&["#", "time", "type", "source"]);
+    for (index, entry) in timeline.entries.iter().enumerate() {
+        table.add_row(vec![
+            (index + 1).to_string(),
+            entry.time.format("%H:%M:%S%.3f").to_string(),
+            entry.kind.clone(),
+            entry.source.clone(),
+        ]);
+    }
+    table
 }

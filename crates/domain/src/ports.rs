@@ -10,7 +10,6 @@ use crate::{
 };
 use async_trait::async_trait;
 use rand::{Rng, SeedableRng, rngs::StdRng};
-use serde::Serialize;
 use serde_json::Value;
 use std::sync::Mutex;
 
@@ -25,18 +24,6 @@ pub struct Step {
 }
 
 impl Step {
-    pub fn new(
-        service: FunctionName,
-        order_id: &OrderId,
-        name: &str,
-        outcome: &impl Serialize,
-    ) -> Self {
-        Self {
-            key: Self::key(service, order_id, name),
-            outcome: serde_json::to_value(outcome).unwrap_or(Value::Null),
-        }
-    }
-
     pub fn key(service: FunctionName, order_id: &OrderId, name: &str) -> String {
         format!("{service}#{order_id}#{name}")
     }
