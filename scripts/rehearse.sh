@@ -122,7 +122,7 @@ emulator_install() {
 }
 
 build_ewf() {
-  cargo build --locked -p ewf >&2
+  cargo build --locked -p ewf --features aws >&2
   echo "$target_dir/debug/ewf"
 }
 

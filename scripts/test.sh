@@ -28,14 +28,21 @@ echo "moto server: $EWF_MOTO_ENDPOINT (pid $moto_pid)"
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
-step "cargo clippy -D warnings"
-cargo clippy --workspace --all-targets --locked -- -D warnings
+# ewf with its AWS target (`--features ewf/aws`), as deployments use it; and as the
+# README's demo command builds it, without the AWS SDK.
+step "cargo clippy -D warnings (ewf with and without the aws feature)"
+cargo clippy --workspace --all-targets --features ewf/aws --locked -- -D warnings
+cargo clippy -p ewf --all-targets --locked -- -D warnings
 
 step "tests"
 if cargo nextest --version >/dev/null 2>&1; then
-  cargo nextest run --workspace --locked --no-fail-fast
+  cargo nextest run --workspace --features ewf/aws --locked --no-fail-fast
+  step "tests of ewf without the aws feature (the demo build)"
+  cargo nextest run -p ewf --locked --no-fail-fast --test targets
 else
-  cargo test --workspace --locked --no-fail-fast
+  cargo test --workspace --features ewf/aws --locked --no-fail-fast
+  step "tests of ewf without the aws feature (the demo build)"
+  cargo test -p ewf --locked --no-fail-fast --test targets
 fi
 
 step "template: sam validate --lint, cfn-lint, sam build"

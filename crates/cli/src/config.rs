@@ -4,9 +4,8 @@
 use crate::cli::Global;
 use crate::error::{CliError, Exit, Result};
 use crate::output::Output;
-use crate::targets::Target;
-use crate::targets::aws::{AwsSettings, AwsTarget};
 use crate::targets::local::LocalTarget;
+use crate::targets::{self, AwsSettings, Target};
 use std::path::{Path, PathBuf};
 
 pub const DEFAULT_STATE_DIR: &str = ".ewf";
@@ -124,7 +123,7 @@ impl Global {
                 }
                 Box::new(LocalTarget::open(dir, None, self.lock_wait)?)
             }
-            Choice::Aws(settings) => Box::new(AwsTarget::connect(&settings).await?),
+            Choice::Aws(settings) => targets::connect(&settings).await?,
         };
         output.set_target(target.describe());
         Ok(target)

@@ -5,9 +5,8 @@ use crate::cli::Global;
 use crate::error::{CliError, Result};
 use crate::output::Output;
 use crate::output::timeline_table;
-use crate::targets::aws::AwsTarget;
 use crate::targets::local::LocalTarget;
-use crate::targets::{Outcome, Target, Timeline, finish_delivery};
+use crate::targets::{self, Outcome, Target, Timeline, finish_delivery};
 use ewf_domain::sample::SampleData;
 use ewf_domain::{
     Address, Customer, CustomerId, Item, ItemId, Mode, Money, Order, OrderId, OrderStatus,
@@ -246,9 +245,7 @@ pub async fn open_target(
         global.refuse_aws_options_without_stack()?;
     }
     Ok(match (global.named_stack(), &global.state_dir) {
-        (Some(settings), _) if !global.local => {
-            (Box::new(AwsTarget::connect(&settings).await?), None)
-        }
+        (Some(settings), _) if !global.local => (targets::connect(&settings).await?, None),
         (_, Some(dir)) => (
             Box::new(LocalTarget::open(dir.clone(), rng_seed, None)?),
             None,

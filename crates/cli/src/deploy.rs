@@ -4,7 +4,7 @@ use crate::cli::Global;
 use crate::config::Choice;
 use crate::error::{CliError, Result};
 use crate::output::Output;
-use crate::targets::aws::AwsSettings;
+use crate::targets::AwsSettings;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use tokio::process::Command;

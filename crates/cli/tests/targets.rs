@@ -76,6 +76,7 @@ fn the_implicit_local_stack_is_said_on_stderr_and_named_in_json() {
     assert_eq!(explicit.json()["target"], "local stack in .ewf");
 }
 
+#[cfg(feature = "aws")]
 #[test]
 fn an_endpoint_that_refuses_connections_is_a_configuration_error_naming_it() {
     let dir = tempfile::tempdir().unwrap();
@@ -100,4 +101,28 @@ fn an_endpoint_that_refuses_connections_is_a_configuration_error_naming_it() {
     let line = refused.expect_error(4);
     assert!(line.contains(&format!("cannot connect to {url}")), "{line}");
     no_local_state(dir.path());
+}
+
+/// The README's demo build has no AWS SDK: a stack is refused, saying how to get one.
+#[cfg(not(feature = "aws"))]
+#[test]
+fn an_ewf_built_without_aws_refuses_a_stack_naming_the_feature() {
+    let dir = tempfile::tempdir().unwrap();
+    for args in [
+        &["--stack", "ewf-test", "seed"][..],
+        &["demo", "--stack", "ewf-test"],
+    ] {
+        let refused = run(ewf(dir.path()), args);
+        let line = refused.expect_error(4);
+        assert!(
+            line.contains("built without AWS support") && line.contains("ewf-test"),
+            "{args:?}: {line}"
+        );
+        assert!(
+            refused.stderr.contains("--features aws"),
+            "{}",
+            refused.stderr
+        );
+        no_local_state(dir.path());
+    }
 }

@@ -5,7 +5,7 @@ use super::function_logs;
 use super::queues::{DeadLetterQueues, Held, LIST_HIDE, REDRIVE_HIDE};
 use super::sigv4::{SignedHttp, Through, credentials_of, no_credentials};
 use super::tls::CaBundle;
-use super::{DeadLetter, Outcome, Target, Timeline, TimelineEntry, causes};
+use super::{AwsSettings, DeadLetter, Outcome, Target, Timeline, TimelineEntry, causes};
 use crate::error::{CliError, Result};
 use async_trait::async_trait;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
@@ -59,17 +59,6 @@ const CREDENTIALS: &[&str] = &[
 ];
 const CREDENTIALS_HINT: &str =
     "check your credentials and permissions (--profile, `aws sso login`)";
-
-/// Where the stack is and how to reach AWS: as the AWS CLI takes them.
-#[derive(Clone, Debug, Default)]
-pub struct AwsSettings {
-    pub stack: String,
-    pub profile: Option<String>,
-    pub region: Option<String>,
-    pub endpoint_url: Option<String>,
-    /// The HTTP API's base URL, instead of the stack's HttpApiUrl output.
-    pub api_url: Option<String>,
-}
 
 pub struct AwsTarget {
     stack: String,

@@ -1,11 +1,16 @@
 //! What the commands run against: the embedded local stack or a deployed stack. Both
 //! offer the same operations, so every command (and the demo) works on either.
 
+#[cfg(feature = "aws")]
 pub mod aws;
+#[cfg(feature = "aws")]
 mod function_logs;
 pub mod local;
+#[cfg(feature = "aws")]
 mod queues;
+#[cfg(feature = "aws")]
 mod sigv4;
+#[cfg(feature = "aws")]
 mod tls;
 
 use crate::error::{CliError, Result};
@@ -218,16 +223,6 @@ impl DeadLetter {
             event,
         }
     }
-
-    /// Whether the letter holds an event that can be published again.
-    pub fn is_event(&self) -> bool {
-        !self.event_type.is_empty() && !self.source.is_empty() && self.event["detail"].is_object()
-    }
-
-    /// Whether the letter is about `order` (any letter when no order is given).
-    pub fn concerns(&self, order: Option<&OrderId>) -> bool {
-        order.is_none_or(|order| self.order_id.as_deref() == Some(order.as_str()))
-    }
 }
 
 #[async_trait]
@@ -306,6 +301,37 @@ pub trait Target: Send + Sync {
     async fn logged_work(&self, _from: SystemTime, _to: SystemTime) -> Result<Option<Work>> {
         Ok(None)
     }
+}
+
+/// Where the stack is and how to reach AWS: as the AWS CLI takes them.
+#[derive(Clone, Debug, Default)]
+pub struct AwsSettings {
+    pub stack: String,
+    pub profile: Option<String>,
+    pub region: Option<String>,
+    pub endpoint_url: Option<String>,
+    /// The HTTP API's base URL, instead of the stack's HttpApiUrl output.
+    #[cfg_attr(
+        not(feature = "aws"),
+        allow(dead_code, reason = "read by the AWS target")
+    )]
+    pub api_url: Option<String>,
+}
+
+/// The deployed stack `settings` names.
+#[cfg(feature = "aws")]
+pub async fn connect(settings: &AwsSettings) -> Result<Box<dyn Target>> {
+    Ok(Box::new(aws::AwsTarget::connect(settings).await?))
+}
+
+/// Without the `aws` feature there is no way to a deployed stack: say how to get one.
+#[cfg(not(feature = "aws"))]
+pub async fn connect(settings: &AwsSettings) -> Result<Box<dyn Target>> {
+    Err(CliError::config(format!(
+        "this ewf was built without AWS support, so it cannot reach stack {}",
+        settings.stack
+    ))
+    .hint("build it with `cargo build --release -p ewf --features aws`; or use the local stack (--local)"))
 }
 
 /// The function a task names: its name on the local stack, its physical name or ARN
@@ -505,6 +531,7 @@ pub fn not_settled(order: &Order, timeout: Duration) -> CliError {
 }
 
 /// An error and its sources, each in its own words.
+#[cfg(feature = "aws")]
 fn causes(err: &dyn std::error::Error) -> String {
     let mut text = err.to_string();
     let mut source = err.source();

@@ -12,6 +12,7 @@ use aws_sdk_sqs::types::{
     ChangeMessageVisibilityBatchRequestEntry, Message, MessageSystemAttributeName,
     QueueAttributeName,
 };
+use ewf_domain::OrderId;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -235,6 +236,18 @@ impl DeadLetterQueues {
 
 fn text(value: &Value) -> String {
     value.as_str().unwrap_or_default().to_owned()
+}
+
+impl DeadLetter {
+    /// Whether the letter holds an event that can be published again.
+    pub fn is_event(&self) -> bool {
+        !self.event_type.is_empty() && !self.source.is_empty() && self.event["detail"].is_object()
+    }
+
+    /// Whether the letter is about `order` (any letter when no order is given).
+    pub fn concerns(&self, order: Option<&OrderId>) -> bool {
+        order.is_none_or(|order| self.order_id.as_deref() == Some(order.as_str()))
+    }
 }
 
 #[cfg(test)]
