@@ -9,8 +9,9 @@ use aws_config::{BehaviorVersion, SdkConfig};
 use ewf_domain::Address;
 use ewf_domain::ports::{
     Bus, Clock, CustomerStore, DeliveryStore, Estimator, EventStore, InventoryStore, Ledger,
-    OrderStore, PaymentStore, Random, SeededRandom, SystemClock, WorkflowCallback,
+    OrderStore, PaymentStore, Random, WorkflowCallback,
 };
+use ewf_domain::system::{SeededRandom, SystemClock};
 use std::sync::Arc;
 
 /// The delivery depot unless DELIVERY_ORIGIN_ADDRESS says otherwise.

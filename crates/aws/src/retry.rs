@@ -2,7 +2,8 @@
 //! PutEvents entries and conflicting transactions come back in successful responses.
 
 use ewf_domain::StoreError;
-use ewf_domain::ports::{Random, SeededRandom};
+use ewf_domain::ports::Random;
+use ewf_domain::system::SeededRandom;
 use std::time::Duration;
 
 #[derive(Clone, Copy, Debug)]

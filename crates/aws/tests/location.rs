@@ -5,9 +5,9 @@
 use aws_config::{BehaviorVersion, Region};
 use aws_sdk_geoplaces::config::Credentials;
 use ewf_aws::LocationEstimator;
-use ewf_domain::estimate::{Gazetteer, SAMPLE_GAZETTEER};
 use ewf_domain::ports::Estimator;
 use ewf_domain::{Address, ServiceError};
+use ewf_sqlite::gazetteer::{Gazetteer, SAMPLE_GAZETTEER};
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};

@@ -337,7 +337,7 @@ fn payment(status: PaymentStatus) -> Payment {
 /// Distinct ids across tests that share no table anyway, for readability of moto's state.
 fn rand_bits() -> u128 {
     use ewf_domain::ports::Random;
-    ewf_domain::ports::SeededRandom::new(None).id_bits()
+    ewf_domain::system::SeededRandom::new(None).id_bits()
 }
 
 #[tokio::test]

@@ -417,7 +417,7 @@ fn print_entries(output: &Output, entries: Vec<&TimelineEntry>) {
     for entry in entries {
         if output.is_json() {
             // One JSON object per line, so a script can read entries as they come.
-            output.print(&serde_json::to_string(entry).unwrap_or_default());
+            output.print(&serde_json::to_string(entry).expect("a timeline entry is plain data"));
         } else {
             output.print(&format!(
                 "{}  {:<28} {}",

@@ -54,7 +54,7 @@ impl Output {
     /// not name one, or the table `render` makes.
     pub fn show<T: Serialize>(&self, value: &T, render: impl FnOnce(&T) -> Table) {
         if self.is_json() {
-            let mut document = serde_json::to_value(value).unwrap_or_default();
+            let mut document = serde_json::to_value(value).expect("ewf's documents are plain data");
             if let (Some(target), Some(fields)) = (self.target.get(), document.as_object_mut()) {
                 fields
                     .entry("target")
@@ -67,8 +67,7 @@ impl Output {
     }
 
     pub fn json(&self, value: &impl Serialize) {
-        // Our output types are plain data, so serialising them cannot fail.
-        self.print(&serde_json::to_string_pretty(value).unwrap_or_default());
+        self.print(&serde_json::to_string_pretty(value).expect("ewf's documents are plain data"));
     }
 
     /// A note that scripts must see too (e.g. which target was chosen for them): on

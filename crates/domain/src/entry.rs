@@ -239,7 +239,8 @@ impl Reply {
     pub fn ok(body: impl Serialize) -> Self {
         Self {
             status: 200,
-            body: serde_json::to_value(body).unwrap_or(Value::Null),
+            body: serde_json::to_value(body)
+                .expect("replies are plain data: no maps with keys other than strings"),
         }
     }
 

@@ -115,9 +115,8 @@ impl BusEvent {
         Self {
             source: source.to_owned(),
             detail_type,
-            // Serialising our own detail types cannot fail: they hold no maps with
-            // non-string keys.
-            detail: serde_json::to_value(detail).unwrap_or(Value::Null),
+            detail: serde_json::to_value(detail)
+                .expect("event details are plain data: no maps with keys other than strings"),
         }
     }
 

@@ -44,7 +44,6 @@ macro_rules! string_enum {
 
 pub mod entry;
 pub mod error;
-pub mod estimate;
 pub mod events;
 pub mod ids;
 pub mod logs;
@@ -54,6 +53,7 @@ pub mod saga;
 pub mod sample;
 pub mod settings;
 pub mod step;
+pub mod system;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod work;

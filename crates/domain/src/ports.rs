@@ -9,9 +9,7 @@ use crate::{
     StoredEvent, Timestamp, WriteError,
 };
 use async_trait::async_trait;
-use rand::{Rng, SeedableRng, rngs::StdRng};
 use serde_json::Value;
-use std::sync::Mutex;
 
 /// One step of a saga performed by one service for one order, with the outcome to
 /// replay if the same step is asked for again (a redelivered event, a retried task).
@@ -177,48 +175,9 @@ pub trait Clock: Send + Sync {
     fn now(&self) -> Timestamp;
 }
 
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> Timestamp {
-        chrono::Utc::now()
-    }
-}
-
 pub trait Random: Send + Sync {
     /// A number in [0, 1).
     fn unit(&self) -> f64;
     /// 80 random bits for an id.
     fn id_bits(&self) -> u128;
-}
-
-/// Randomness from a generator: seeded for reproducible runs, or from the OS.
-pub struct SeededRandom(Mutex<StdRng>);
-
-impl SeededRandom {
-    pub fn new(seed: Option<u64>) -> Self {
-        let rng = match seed {
-            Some(seed) => StdRng::seed_from_u64(seed),
-            None => StdRng::from_os_rng(),
-        };
-        Self(Mutex::new(rng))
-    }
-
-    fn with<T>(&self, draw: impl FnOnce(&mut StdRng) -> T) -> T {
-        let mut rng = self
-            .0
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        draw(&mut rng)
-    }
-}
-
-impl Random for SeededRandom {
-    fn unit(&self) -> f64 {
-        self.with(|rng| rng.random::<f64>())
-    }
-
-    fn id_bits(&self) -> u128 {
-        self.with(|rng| rng.random::<u128>() >> 48)
-    }
 }

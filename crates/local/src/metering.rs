@@ -234,9 +234,9 @@ impl Meter {
 /// The size of a record as the DynamoDB adapters store it (0 when there is none: the
 /// formulas charge a missing item one unit).
 fn size(record: Option<&impl Serialize>) -> u64 {
-    record
-        .and_then(|record| serde_json::to_value(record).ok())
-        .map_or(0, |value| item_size(&value))
+    record.map_or(0, |record| {
+        item_size(&serde_json::to_value(record).expect("store records are plain data"))
+    })
 }
 
 /// A ledger entry's size: its key, its outcome as text and its expiry.

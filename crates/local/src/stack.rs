@@ -11,9 +11,10 @@ use ewf_delivery::DELIVERY_FINISHED;
 use ewf_domain::DeliveryOutcome as Outcome;
 use ewf_domain::entry::{HttpRequest, Reply};
 use ewf_domain::events::{BusEvent, DetailType, FunctionName, LOGISTICS_SOURCE};
-use ewf_domain::ports::{Bus, Clock, Random, SeededRandom, SystemClock};
+use ewf_domain::ports::{Bus, Clock, Random};
 use ewf_domain::sample::SampleData;
 use ewf_domain::settings::{self, DEFAULT_FAIL_PROBABILITY, FAIL_PROBABILITY_VAR};
+use ewf_domain::system::{SeededRandom, SystemClock};
 use ewf_domain::{
     CustomerId, Delivery as DeliveryRecord, Item, ItemId, Mode, Order, OrderId, OrderRef,
     OrderStatus, Payment, PaymentId, ServiceError, StoreError, StoredEvent,

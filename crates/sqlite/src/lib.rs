@@ -1,5 +1,5 @@
-//! SQLite adapters of the storage ports: the stores and the ledger of the embedded local
-//! stack and of the services' tests.
+//! The local adapters of the ports: SQLite stores and ledger, and the offline gazetteer
+//! estimator ([`gazetteer`]), for the embedded local stack and the services' tests.
 //!
 //! One [`SqliteStores`] holds one connection, which other code of the process may share
 //! for its own tables ([`SqliteStores::connection`]). Several processes may share a
@@ -10,6 +10,7 @@ mod customers;
 mod db;
 mod deliveries;
 mod events;
+pub mod gazetteer;
 mod health;
 mod inventory;
 mod ledger;

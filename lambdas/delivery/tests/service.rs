@@ -4,7 +4,6 @@
 
 use ewf_delivery::DeliveryService;
 use ewf_domain::entry::invoke;
-use ewf_domain::estimate::Gazetteer;
 use ewf_domain::events::{BusEvent, DetailType};
 use ewf_domain::ports::TaskResult;
 use ewf_domain::testing::{self, FixedClock, RecordingBus, RecordingCallback, event};
@@ -12,6 +11,7 @@ use ewf_domain::{
     Address, Customer, CustomerId, Delivery, DeliveryStatus, OrderDetail, OrderId, OrderStatus,
 };
 use ewf_sqlite::SqliteStores;
+use ewf_sqlite::gazetteer::Gazetteer;
 use serde_json::{Value, json};
 use std::sync::Arc;
 

@@ -45,10 +45,7 @@ impl DynamoDeliveries {
             extra.map_or_else(|| exists.clone(), |extra| format!("{exists} AND {extra}"));
         let key = key([(CUSTOMER_ID, customer.as_str()), (ORDER_ID, order.as_str())]);
         let guarded = Guarded::update(key, update, condition, expr);
-        let after = self
-            .table
-            .write(guarded, step.map(|step| (&self.ledger, step)))
-            .await?;
+        let after = self.ledger.write(&self.table, guarded, step).await?;
         super::updated(after, &[])
     }
 }
@@ -68,9 +65,7 @@ impl DeliveryStore for DynamoDeliveries {
         let mut expr = Expr::default();
         let condition = expr.absent(ORDER_ID);
         let guarded = Guarded::put(to_item(delivery, &[])?, condition, expr);
-        self.table
-            .write(guarded, step.map(|step| (&self.ledger, step)))
-            .await?;
+        self.ledger.write(&self.table, guarded, step).await?;
         Ok(())
     }
 

@@ -105,7 +105,7 @@ impl InventoryStore for DynamoInventory {
         let condition = expr.absent(ITEM_ID);
         super::created(
             self.table
-                .write(Guarded::put(attributes, condition, expr), None)
+                .write(Guarded::put(attributes, condition, expr))
                 .await,
         )
     }
@@ -133,10 +133,7 @@ impl InventoryStore for DynamoInventory {
             );
         }
         let guarded = Guarded::update(key([(ITEM_ID, id.as_str())]), update, condition, expr);
-        let after = self
-            .table
-            .write(guarded, step.map(|step| (&self.ledger, step)))
-            .await?;
+        let after = self.ledger.write(&self.table, guarded, step).await?;
         super::updated(after, MONEY)
     }
 }

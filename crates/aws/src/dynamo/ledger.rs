@@ -1,12 +1,16 @@
 //! The ledger of saga steps: one item per step key, its outcome as JSON text, expiring
 //! after a retention period (DynamoDB TTL on `expiresAt`).
 
+use super::capacity;
 use super::codec::{Attributes, key, number, text};
 use super::expr::Expr;
-use super::table::{Guarded, Table};
+use super::table::{CONDITION_FAILED, Guarded, TRANSACTION_CONFLICT, Table, refusal};
+use crate::retry::Backoff;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::types::{CancellationReason, ReturnConsumedCapacity};
 use ewf_domain::ports::{Ledger, Step};
 use ewf_domain::{StoreError, WriteError};
 use serde_json::Value;
@@ -31,8 +35,78 @@ impl DynamoLedger {
         }
     }
 
-    pub(crate) fn table(&self) -> &Table {
-        &self.table
+    /// Performs a guarded write of `table`; with a step, in one transaction with the
+    /// step's entry (`attribute_not_exists(stepKey)`). Returns the item after an update
+    /// (`None` after a put): a transaction returns no values, so it is read afterwards.
+    pub(crate) async fn write(
+        &self,
+        table: &Table,
+        guarded: Guarded,
+        step: Option<&Step>,
+    ) -> Result<Option<Attributes>, WriteError> {
+        let Some(step) = step else {
+            return table.write(guarded).await;
+        };
+        let key = Table::updated_key(&guarded);
+        let items = vec![
+            table.transact_item(guarded)?,
+            self.table.transact_item(Self::guarded(step))?,
+        ];
+        let backoff = Backoff::DEFAULT;
+        let mut attempt = 0;
+        loop {
+            let result = table
+                .client()
+                .transact_write_items()
+                .set_transact_items(Some(items.clone()))
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                .send()
+                .await;
+            let err = match result {
+                Ok(output) => {
+                    capacity::written(output.consumed_capacity());
+                    break;
+                }
+                Err(err) => err,
+            };
+            let Some(TransactWriteItemsError::TransactionCanceledException(canceled)) =
+                err.as_service_error()
+            else {
+                return Err(table.failed("TransactWriteItems", err).into());
+            };
+            capacity::refused(2 * items.len() as u64);
+            let reasons = canceled.cancellation_reasons();
+            let code = |index: usize| reasons.get(index).and_then(CancellationReason::code);
+            // The step first: a repeat replays the outcome even if the state moved on.
+            if code(1) == Some(CONDITION_FAILED) {
+                return Err(WriteError::AlreadyDone(self.existing(&step.key).await?));
+            }
+            if code(0) == Some(CONDITION_FAILED) {
+                return Err(refusal(reasons.first().and_then(CancellationReason::item)));
+            }
+            // Concurrent transactions on the same item cancel each other: try again.
+            attempt += 1;
+            if attempt >= backoff.attempts
+                || !reasons
+                    .iter()
+                    .any(|reason| reason.code() == Some(TRANSACTION_CONFLICT))
+            {
+                return Err(table.failed("TransactWriteItems", err).into());
+            }
+            tracing::debug!(table = table.name(), step = %step.key, attempt, "transaction conflict; retrying");
+            backoff.wait(attempt).await;
+        }
+        match key {
+            Some(key) => match table.get(key).await? {
+                Some(item) => Ok(Some(item)),
+                None => Err(StoreError::new(format!(
+                    "an item of table {} vanished after its update",
+                    table.name()
+                ))
+                .into()),
+            },
+            None => Ok(None),
+        }
     }
 
     /// The write that records a step unless it is recorded already.
@@ -72,11 +146,7 @@ impl DynamoLedger {
             let expires = expr.name(EXPIRES_AT);
             let now_value = expr.value(number(now.timestamp()));
             let condition = format!("{free} OR {expires} < {now_value}");
-            match self
-                .table
-                .write(Guarded::put(item, condition, expr), None)
-                .await
-            {
+            match self.table.write(Guarded::put(item, condition, expr)).await {
                 Ok(_) => {
                     return Ok(Lease {
                         table: self.table.clone(),
@@ -150,7 +220,7 @@ impl Ledger for DynamoLedger {
     }
 
     async fn record(&self, step: &Step) -> Result<Option<Value>, StoreError> {
-        match self.table.write(Self::guarded(step), None).await {
+        match self.table.write(Self::guarded(step)).await {
             Ok(_) => Ok(None),
             Err(WriteError::ConditionFailed | WriteError::NotFound) => {
                 self.existing(&step.key).await.map(Some)

@@ -46,7 +46,7 @@ impl OrderStore for DynamoOrders {
         let condition = expr.absent(ORDER_ID);
         super::created(
             self.table
-                .write(Guarded::put(to_item(order, MONEY)?, condition, expr), None)
+                .write(Guarded::put(to_item(order, MONEY)?, condition, expr))
                 .await,
         )
     }
@@ -105,10 +105,7 @@ impl OrderStore for DynamoOrders {
         );
         let key = key([(CUSTOMER_ID, customer.as_str()), (ORDER_ID, order.as_str())]);
         let guarded = Guarded::update(key, format!("SET {}", sets.join(", ")), condition, expr);
-        let after = self
-            .table
-            .write(guarded, step.map(|step| (&self.ledger, step)))
-            .await?;
+        let after = self.ledger.write(&self.table, guarded, step).await?;
         super::updated(after, MONEY)
     }
 

@@ -36,9 +36,7 @@ impl PaymentStore for DynamoPayments {
         let mut expr = Expr::default();
         let condition = expr.absent(PAYMENT_ID);
         let guarded = Guarded::put(to_item(payment, MONEY)?, condition, expr);
-        self.table
-            .write(guarded, step.map(|step| (&self.ledger, step)))
-            .await?;
+        self.ledger.write(&self.table, guarded, step).await?;
         Ok(())
     }
 
@@ -60,10 +58,7 @@ impl PaymentStore for DynamoPayments {
             expr.equals("status", text(PaymentStatus::Paid.as_str())),
         );
         let guarded = Guarded::update(key([(PAYMENT_ID, id.as_str())]), update, condition, expr);
-        let after = self
-            .table
-            .write(guarded, step.map(|step| (&self.ledger, step)))
-            .await?;
+        let after = self.ledger.write(&self.table, guarded, step).await?;
         super::updated(after, MONEY)
     }
 }

@@ -1,10 +1,9 @@
-//! One DynamoDB table and the guarded writes every store is made of: a write alone, or
-//! a write and its saga step in one transaction.
+//! One DynamoDB table and the guarded writes every store is made of (a write and its
+//! saga step in one transaction is the ledger's: [`super::ledger::DynamoLedger::write`]).
 
 use super::capacity;
 use super::codec::Attributes;
 use super::expr::Expr;
-use super::ledger::DynamoLedger;
 use crate::retry::Backoff;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::DisplayErrorContext;
@@ -13,10 +12,9 @@ use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
-    CancellationReason, KeysAndAttributes, Put, PutRequest, ReturnConsumedCapacity, ReturnValue,
+    KeysAndAttributes, Put, PutRequest, ReturnConsumedCapacity, ReturnValue,
     ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update, WriteRequest,
 };
-use ewf_domain::ports::Step;
 use ewf_domain::{StoreError, WriteError};
 use std::collections::HashSet;
 
@@ -24,8 +22,8 @@ use std::collections::HashSet;
 const BATCH_SIZE: usize = 25;
 /// BatchGetItem takes at most 100 keys.
 const BATCH_GET_SIZE: usize = 100;
-const CONDITION_FAILED: &str = "ConditionalCheckFailed";
-const TRANSACTION_CONFLICT: &str = "TransactionConflict";
+pub(crate) const CONDITION_FAILED: &str = "ConditionalCheckFailed";
+pub(crate) const TRANSACTION_CONFLICT: &str = "TransactionConflict";
 
 #[derive(Clone, Debug)]
 pub(crate) struct Table {
@@ -64,7 +62,7 @@ impl Guarded {
 }
 
 /// Why a guarded write was refused, from the item as it was (`ALL_OLD`).
-fn refusal(current: Option<&Attributes>) -> WriteError {
+pub(crate) fn refusal(current: Option<&Attributes>) -> WriteError {
     match current {
         Some(_) => WriteError::ConditionFailed,
         None => WriteError::NotFound,
@@ -79,7 +77,23 @@ impl Table {
         }
     }
 
-    fn failed(&self, action: &str, err: impl std::error::Error) -> StoreError {
+    pub(crate) fn client(&self) -> &Client {
+        &self.client
+    }
+
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The key of the item a guarded update changes (`None` for a put).
+    pub(crate) fn updated_key(guarded: &Guarded) -> Option<Attributes> {
+        match &guarded.change {
+            Change::Update { key, .. } => Some(key.clone()),
+            Change::Put(_) => None,
+        }
+    }
+
+    pub(crate) fn failed(&self, action: &str, err: impl std::error::Error) -> StoreError {
         StoreError::new(format!(
             "DynamoDB {action} on table {} failed: {}",
             self.name,
@@ -212,20 +226,8 @@ impl Table {
         Ok(found)
     }
 
-    /// Performs a guarded write; with a step, in one transaction with the step's ledger
-    /// entry. Returns the item after an update (`None` after a put).
-    pub async fn write(
-        &self,
-        guarded: Guarded,
-        step: Option<(&DynamoLedger, &Step)>,
-    ) -> Result<Option<Attributes>, WriteError> {
-        match step {
-            None => self.write_alone(guarded).await,
-            Some((ledger, step)) => self.write_with_step(guarded, ledger, step).await,
-        }
-    }
-
-    async fn write_alone(&self, guarded: Guarded) -> Result<Option<Attributes>, WriteError> {
+    /// Performs a guarded write. Returns the item after an update (`None` after a put).
+    pub async fn write(&self, guarded: Guarded) -> Result<Option<Attributes>, WriteError> {
         let Guarded {
             change,
             condition,
@@ -292,79 +294,6 @@ impl Table {
                     },
                 }
             }
-        }
-    }
-
-    /// The write in a transaction with `attribute_not_exists(stepKey)` on the ledger. A
-    /// transaction returns no values, so the item after an update is read afterwards.
-    async fn write_with_step(
-        &self,
-        guarded: Guarded,
-        ledger: &DynamoLedger,
-        step: &Step,
-    ) -> Result<Option<Attributes>, WriteError> {
-        let key = match &guarded.change {
-            Change::Update { key, .. } => Some(key.clone()),
-            Change::Put(_) => None,
-        };
-        let items = vec![
-            self.transact_item(guarded)?,
-            ledger.table().transact_item(DynamoLedger::guarded(step))?,
-        ];
-        let backoff = Backoff::DEFAULT;
-        let mut attempt = 0;
-        loop {
-            let result = self
-                .client
-                .transact_write_items()
-                .set_transact_items(Some(items.clone()))
-                .return_consumed_capacity(ReturnConsumedCapacity::Total)
-                .send()
-                .await;
-            let err = match result {
-                Ok(output) => {
-                    capacity::written(output.consumed_capacity());
-                    break;
-                }
-                Err(err) => err,
-            };
-            let Some(TransactWriteItemsError::TransactionCanceledException(canceled)) =
-                err.as_service_error()
-            else {
-                return Err(self.failed("TransactWriteItems", err).into());
-            };
-            capacity::refused(2 * items.len() as u64);
-            let reasons = canceled.cancellation_reasons();
-            let code = |index: usize| reasons.get(index).and_then(CancellationReason::code);
-            // The step first: a repeat replays the outcome even if the state moved on.
-            if code(1) == Some(CONDITION_FAILED) {
-                return Err(WriteError::AlreadyDone(ledger.existing(&step.key).await?));
-            }
-            if code(0) == Some(CONDITION_FAILED) {
-                return Err(refusal(reasons.first().and_then(CancellationReason::item)));
-            }
-            // Concurrent transactions on the same item cancel each other: try again.
-            attempt += 1;
-            if attempt >= backoff.attempts
-                || !reasons
-                    .iter()
-                    .any(|reason| reason.code() == Some(TRANSACTION_CONFLICT))
-            {
-                return Err(self.failed("TransactWriteItems", err).into());
-            }
-            tracing::debug!(table = %self.name, step = %step.key, attempt, "transaction conflict; retrying");
-            backoff.wait(attempt).await;
-        }
-        match key {
-            Some(key) => match self.get(key).await? {
-                Some(item) => Ok(Some(item)),
-                None => Err(StoreError::new(format!(
-                    "an item of table {} vanished after its update",
-                    self.name
-                ))
-                .into()),
-            },
-            None => Ok(None),
         }
     }
 

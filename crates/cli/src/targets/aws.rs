@@ -20,12 +20,13 @@ use ewf_aws::{
 use ewf_delivery::DELIVERY_FINISHED;
 use ewf_domain::events::{DetailType, FunctionName, LOGISTICS_SOURCE};
 use ewf_domain::ports::{
-    DeliveryStore, EventStore, InventoryStore, OrderStore, PaymentStore, Random, SeededRandom,
+    DeliveryStore, EventStore, InventoryStore, OrderStore, PaymentStore, Random,
 };
 use ewf_domain::sample::SampleData;
 use ewf_domain::settings::{
     DEFAULT_FAIL_PROBABILITY, FAIL_PROBABILITY_VAR, parse_fail_probability,
 };
+use ewf_domain::system::SeededRandom;
 use ewf_domain::work::Work;
 use ewf_domain::{
     CustomerId, Delivery, Item, ItemId, Mode, Order, OrderId, OrderRef, Payment, PaymentId,

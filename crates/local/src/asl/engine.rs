@@ -780,7 +780,7 @@ impl Driver<'_> {
                 Ok(Ok(output)) => Ok(invoke_result(output)),
                 Ok(Err(err)) => Err(Failure::new(
                     &err.error_type,
-                    serde_json::to_string(&err).unwrap_or_default(),
+                    serde_json::to_string(&err).expect("a function error is two strings"),
                 )),
                 Err(_) => Err(task_timeout(task)),
             };
@@ -1169,8 +1169,7 @@ fn task_event(event_type: &str, task: &Task, details: Details<'_>) -> Event {
 
 /// A value written out as JSON text, to be recorded in one or more history events.
 fn json_text(value: &Value) -> Box<RawValue> {
-    // A JSON value always serialises.
-    serde_json::value::to_raw_value(value).unwrap_or_else(|_| RawValue::NULL.to_owned())
+    serde_json::value::to_raw_value(value).expect("a JSON value always serialises")
 }
 
 /// What a Lambda invoke task returns, with the function's output as its payload.

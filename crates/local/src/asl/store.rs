@@ -137,9 +137,8 @@ impl Event {
         Self {
             event_type: event_type.to_owned(),
             timestamp,
-            // Details hold strings, numbers and JSON values: they always serialize.
             details: serde_json::value::to_raw_value(details)
-                .unwrap_or_else(|_| RawValue::NULL.to_owned()),
+                .expect("history details are strings, numbers and JSON values"),
         }
     }
 }
@@ -270,8 +269,8 @@ fn json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, AslError> {
 }
 
 fn to_json(value: &impl Serialize) -> String {
-    // Values, maps with string keys and derived types always serialize.
-    serde_json::to_string(value).unwrap_or_default()
+    serde_json::to_string(value)
+        .expect("values, maps with string keys and derived types always serialise")
 }
 
 const COLUMNS: &str = "name, arn, status, input, output, error, cause, start_date, stop_date, deadline, \

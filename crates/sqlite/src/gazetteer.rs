@@ -2,9 +2,9 @@
 //! a road factor, at an average speed. Deterministic, so tests and the local stack get
 //! the same figures every time.
 
-use crate::ports::Estimator;
-use crate::{Address, Estimate, Money, ServiceError};
 use async_trait::async_trait;
+use ewf_domain::ports::Estimator;
+use ewf_domain::{Address, Estimate, Money, ServiceError};
 use serde::Deserialize;
 
 /// The gazetteer shipped in `data/`.
