@@ -5,6 +5,7 @@
 
 mod bus;
 mod callback;
+mod denied;
 mod dynamo;
 mod environment;
 mod estimator;
@@ -14,6 +15,7 @@ mod runtime;
 
 pub use bus::EventBridgeBus;
 pub use callback::StepFunctionsCallback;
+pub use denied::{ACCESS_DENIED_CODES, is_access_denied};
 pub use dynamo::{
     DynamoCustomers, DynamoDeliveries, DynamoEvents, DynamoInventory, DynamoLedger, DynamoOrders,
     DynamoPayments, take_consumed_capacity,

@@ -46,11 +46,14 @@ async fn a_refused_entry_is_retried_then_fails_the_publish() {
         .await
         .unwrap_err();
     assert!(
-        err.0.contains("refused 1 events") && err.0.contains("after 5 attempts"),
+        err.message.contains("refused 1 events") && err.message.contains("after 5 attempts"),
         "{err}"
     );
-    assert!(err.0.contains("OrderCreated (InvalidArgument"), "{err}");
-    assert!(err.0.contains(&name), "{err}");
+    assert!(
+        err.message.contains("OrderCreated (InvalidArgument"),
+        "{err}"
+    );
+    assert!(err.message.contains(&name), "{err}");
 }
 
 #[tokio::test]
@@ -60,7 +63,7 @@ async fn publishing_to_a_missing_bus_fails_naming_it() {
         .publish(&[order_created(0)])
         .await
         .unwrap_err();
-    assert!(err.0.contains("no-such-bus"), "{err}");
+    assert!(err.message.contains("no-such-bus"), "{err}");
 }
 
 #[tokio::test]

@@ -195,18 +195,33 @@ impl From<RecordedError> for ServiceError {
 /// A store or bus failure. All of them are treated as transient by the services: the
 /// caller (EventBridge, Step Functions, the local bus) retries.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("{0}")]
-pub struct StoreError(pub String);
+#[error("{message}")]
+pub struct StoreError {
+    pub message: String,
+    /// The store refused the caller's credentials or permissions: a retry will not help
+    /// a person at a terminal, a change of configuration will.
+    pub access_denied: bool,
+}
 
 impl StoreError {
     pub fn new(message: impl ToString) -> Self {
-        Self(message.to_string())
+        Self {
+            message: message.to_string(),
+            access_denied: false,
+        }
+    }
+
+    pub fn access_denied(message: impl ToString) -> Self {
+        Self {
+            access_denied: true,
+            ..Self::new(message)
+        }
     }
 }
 
 impl From<StoreError> for ServiceError {
     fn from(err: StoreError) -> Self {
-        Self::Unavailable(err.0)
+        Self::Unavailable(err.message)
     }
 }
 

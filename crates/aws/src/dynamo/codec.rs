@@ -166,7 +166,7 @@ mod tests {
     fn a_malformed_item_is_an_error_naming_the_record() {
         let attributes = key([("itemId", "item-1")]);
         let err = from_item::<Item>(&attributes, &["price"]).unwrap_err();
-        assert!(err.0.contains("Item"), "{err}");
+        assert!(err.message.contains("Item"), "{err}");
     }
 
     #[test]

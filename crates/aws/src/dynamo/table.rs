@@ -4,9 +4,10 @@
 use super::capacity;
 use super::codec::Attributes;
 use super::expr::Expr;
+use crate::denied::is_access_denied;
 use crate::retry::Backoff;
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::error::DisplayErrorContext;
+use aws_sdk_dynamodb::error::{BuildError, DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
@@ -93,11 +94,31 @@ impl Table {
         }
     }
 
-    pub(crate) fn failed(&self, action: &str, err: impl std::error::Error) -> StoreError {
-        StoreError::new(format!(
+    /// A failed request, told apart by its error code: refused credentials or
+    /// permissions, or anything else.
+    pub(crate) fn failed<E, R>(&self, action: &str, err: SdkError<E, R>) -> StoreError
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+        R: std::fmt::Debug,
+    {
+        let denied = is_access_denied(err.code());
+        let message = format!(
             "DynamoDB {action} on table {} failed: {}",
             self.name,
             DisplayErrorContext(err)
+        );
+        if denied {
+            StoreError::access_denied(message)
+        } else {
+            StoreError::new(message)
+        }
+    }
+
+    /// A request that could not be built from the items given.
+    fn malformed(&self, action: &str, err: BuildError) -> StoreError {
+        StoreError::new(format!(
+            "DynamoDB {action} on table {}: the request cannot be built: {err}",
+            self.name
         ))
     }
 
@@ -141,7 +162,7 @@ impl Table {
                 put.map(|put| WriteRequest::builder().put_request(put).build())
             })
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|err| self.failed("BatchWriteItem", err))?;
+            .map_err(|err| self.malformed("BatchWriteItem", err))?;
         let backoff = Backoff::DEFAULT;
         for batch in requests.chunks(BATCH_SIZE) {
             let left = backoff
@@ -385,7 +406,7 @@ impl Table {
                             .expression_attribute_names("#k", key_attribute)
                             .consistent_read(true)
                             .build()
-                            .map_err(|err| self.failed("BatchGetItem", err))?;
+                            .map_err(|err| self.malformed("BatchGetItem", err))?;
                         let output = self
                             .client
                             .batch_get_item()
@@ -456,6 +477,42 @@ impl Table {
                 .build()
                 .map(|update| TransactWriteItem::builder().update(update).build()),
         };
-        item.map_err(|err| self.failed("TransactWriteItems", err))
+        item.map_err(|err| self.malformed("TransactWriteItems", err))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_dynamodb::error::ErrorMetadata;
+    use aws_sdk_dynamodb::operation::get_item::GetItemError;
+    use aws_smithy_runtime_api::http::{Response, StatusCode};
+    use aws_smithy_types::body::SdkBody;
+
+    fn answered(code: &str) -> SdkError<GetItemError, Response> {
+        let error = GetItemError::generic(ErrorMetadata::builder().code(code).build());
+        let response = Response::new(StatusCode::try_from(400).unwrap(), SdkBody::empty());
+        SdkError::service_error(error, response)
+    }
+
+    #[test]
+    fn refused_credentials_are_told_from_other_failures_by_their_code() {
+        let config = aws_sdk_dynamodb::Config::builder()
+            .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+            .build();
+        let table = Table::new(Client::from_conf(config), "Orders");
+        for code in ["AccessDeniedException", "UnrecognizedClientException"] {
+            let err = table.failed("GetItem", answered(code));
+            assert!(err.access_denied, "{code}: {err}");
+            assert!(
+                err.message.starts_with("DynamoDB GetItem on table Orders"),
+                "{err}"
+            );
+        }
+        let throttled = table.failed(
+            "GetItem",
+            answered("ProvisionedThroughputExceededException"),
+        );
+        assert!(!throttled.access_denied, "{throttled}");
     }
 }

@@ -3,15 +3,7 @@
 
 #[cfg(feature = "aws")]
 pub mod aws;
-#[cfg(feature = "aws")]
-mod function_logs;
 pub mod local;
-#[cfg(feature = "aws")]
-mod queues;
-#[cfg(feature = "aws")]
-mod sigv4;
-#[cfg(feature = "aws")]
-mod tls;
 
 use crate::error::{CliError, Result};
 use async_trait::async_trait;

@@ -5,9 +5,9 @@
 //! SQS cannot peek, so reading a queue hides what it returns; what is not deleted is
 //! released again at once.
 
-use super::DeadLetter;
-use super::aws::aws_error;
+use super::errors::aws_error;
 use crate::error::Result;
+use crate::targets::DeadLetter;
 use aws_sdk_sqs::types::{
     ChangeMessageVisibilityBatchRequestEntry, Message, MessageSystemAttributeName,
     QueueAttributeName,

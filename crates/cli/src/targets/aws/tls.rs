@@ -106,7 +106,7 @@ mod tests {
     use crate::error::Exit;
 
     /// A certificate authority made for the tests (never trusted anywhere else).
-    const TEST_CA: &str = include_str!("../../tests/fixtures/test-ca.pem");
+    const TEST_CA: &str = include_str!("../../../tests/fixtures/test-ca.pem");
 
     fn pem_file(text: &str) -> tempfile::NamedTempFile {
         let file = tempfile::NamedTempFile::new().unwrap();

@@ -1,19 +1,23 @@
 //! A deployed stack as a target: physical names from the CloudFormation outputs, the
 //! services reached as a user would reach them (HTTP API, StartExecution, PutEvents).
 
-use super::function_logs;
-use super::queues::{DeadLetterQueues, Held, LIST_HIDE, REDRIVE_HIDE};
-use super::sigv4::{SignedHttp, Through, credentials_of, no_credentials};
-use super::tls::CaBundle;
-use super::{AwsSettings, DeadLetter, Outcome, Target, Timeline, TimelineEntry, causes};
+mod environment;
+mod errors;
+mod function_logs;
+mod history;
+mod queues;
+mod sigv4;
+mod stack;
+mod tls;
+
+use super::{AwsSettings, DeadLetter, Outcome, Target, Timeline, TimelineEntry};
 use crate::error::{CliError, Result};
 use async_trait::async_trait;
-use aws_config::{BehaviorVersion, Region, SdkConfig};
-use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
-use aws_sdk_lambda::operation::get_function_configuration::GetFunctionConfigurationOutput;
-use aws_sdk_lambda::types::{Environment, LastUpdateStatus};
-use aws_sdk_sfn::types::{ExecutionStatus, HistoryEvent};
+use aws_sdk_sfn::types::ExecutionStatus;
+use environment::variables;
+use errors::{aws_error, store_error};
 use ewf_aws::{
     DynamoCustomers, DynamoDeliveries, DynamoEvents, DynamoInventory, DynamoOrders, DynamoPayments,
 };
@@ -30,37 +34,23 @@ use ewf_domain::system::SeededRandom;
 use ewf_domain::work::Work;
 use ewf_domain::{
     CustomerId, Delivery, Item, ItemId, Mode, Order, OrderId, OrderRef, Payment, PaymentId,
-    StoreError,
 };
 use ewf_local::SeedSummary;
-use serde_json::{Map, Value, json};
-use std::collections::{BTreeMap, HashMap};
+use history::history_entry;
+use queues::{DeadLetterQueues, Held, LIST_HIDE, REDRIVE_HIDE};
+use serde_json::{Value, json};
+use sigv4::{SignedHttp, Through, credentials_of, no_credentials};
+use stack::OutputsError::{Refused, Unreached};
+use stack::{load_config, missing_output, required_output, stack_outputs};
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tls::CaBundle;
 
-/// The Payment function's setting, and its value when the variable is absent (as in the template).
 /// How often a follow-up polls.
 const POLL: Duration = Duration::from_millis(500);
-/// How long a function configuration update may take.
-const UPDATE_TIMEOUT: Duration = Duration::from_secs(120);
-/// How many times a configuration update is tried when another writer got in first.
-const UPDATE_ATTEMPTS: u32 = 3;
 /// How long CloudWatch Logs may take to hold every line of a window (usually seconds).
 const LOGS_WAIT: Duration = Duration::from_secs(180);
 const LOGS_POLL: Duration = Duration::from_secs(5);
-/// The AWS error codes that mean credentials or permissions are wrong (exit 4).
-const CREDENTIALS: &[&str] = &[
-    "AccessDenied",
-    "AccessDeniedException",
-    "UnrecognizedClientException",
-    "InvalidClientTokenId",
-    "ExpiredToken",
-    "ExpiredTokenException",
-    "InvalidSignatureException",
-    "SignatureDoesNotMatch",
-];
-const CREDENTIALS_HINT: &str =
-    "check your credentials and permissions (--profile, `aws sso login`)";
-
 pub struct AwsTarget {
     stack: String,
     region: String,
@@ -354,84 +344,6 @@ impl AwsTarget {
             }
         }
     }
-
-    async fn configuration(&self, function: &str) -> Result<GetFunctionConfigurationOutput> {
-        self.lambda
-            .get_function_configuration()
-            .function_name(function)
-            .send()
-            .await
-            .map_err(|err| aws_error("GetFunctionConfiguration", err))
-    }
-
-    /// The function's configuration once no update is in progress: Lambda refuses an
-    /// update while another one (e.g. a deploy's) is being applied.
-    async fn settled_configuration(
-        &self,
-        function: &str,
-    ) -> Result<GetFunctionConfigurationOutput> {
-        let deadline = Instant::now() + UPDATE_TIMEOUT;
-        loop {
-            let config = self.configuration(function).await?;
-            if config.last_update_status != Some(LastUpdateStatus::InProgress) {
-                return Ok(config);
-            }
-            if Instant::now() >= deadline {
-                return Err(CliError::service(format!(
-                    "the update of {function} is still in progress"
-                ))
-                .hint("check it with `aws lambda get-function-configuration`"));
-            }
-            tokio::time::sleep(POLL).await;
-        }
-    }
-
-    /// Merges `name=value` into the function's environment (an update replaces all of
-    /// it). The update names the revision it read, so that a concurrent writer's change
-    /// is not lost: Lambda refuses it, and it is read and tried again.
-    async fn set_variable(&self, function: &str, name: &str, value: String) -> Result<()> {
-        let mut attempt = 1;
-        loop {
-            let config = self.settled_configuration(function).await?;
-            let mut variables = variables(&config);
-            variables.insert(name.to_owned(), value.clone());
-            let updated = self
-                .lambda
-                .update_function_configuration()
-                .function_name(function)
-                .set_revision_id(config.revision_id)
-                .environment(
-                    Environment::builder()
-                        .set_variables(Some(variables))
-                        .build(),
-                )
-                .send()
-                .await;
-            match updated {
-                Ok(_) => break,
-                // Another writer's update came between the read and this one.
-                Err(err)
-                    if attempt < UPDATE_ATTEMPTS
-                        && matches!(
-                            err.code(),
-                            Some("PreconditionFailedException" | "ResourceConflictException")
-                        ) =>
-                {
-                    attempt += 1;
-                }
-                Err(err) => return Err(aws_error("UpdateFunctionConfiguration", err)),
-            }
-        }
-        let config = self.settled_configuration(function).await?;
-        if config.last_update_status == Some(LastUpdateStatus::Failed) {
-            let reason = config.last_update_status_reason.unwrap_or_default();
-            return Err(
-                CliError::service(format!("the update of {function} failed: {reason}"))
-                    .hint("fix the cause and run set-fail-probability again"),
-            );
-        }
-        Ok(())
-    }
 }
 
 impl AwsTarget {
@@ -451,14 +363,6 @@ fn epoch_millis(time: SystemTime) -> i64 {
     time.duration_since(UNIX_EPOCH).map_or(0, |since| {
         i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
     })
-}
-
-fn variables(config: &GetFunctionConfigurationOutput) -> HashMap<String, String> {
-    config
-        .environment
-        .as_ref()
-        .and_then(|environment| environment.variables.clone())
-        .unwrap_or_default()
 }
 
 #[async_trait]
@@ -690,348 +594,5 @@ impl Target for AwsTarget {
                 .map(|(key, value)| (key.clone(), value.clone())),
         );
         Ok(outputs)
-    }
-}
-
-async fn load_config(settings: &AwsSettings, ca_bundle: Option<&CaBundle>) -> Result<SdkConfig> {
-    let mut loader = aws_config::defaults(BehaviorVersion::latest());
-    if let Some(bundle) = ca_bundle {
-        loader = loader.http_client(bundle.sdk_client()?);
-    }
-    if let Some(profile) = &settings.profile {
-        loader = loader.profile_name(profile);
-    }
-    if let Some(region) = &settings.region {
-        loader = loader.region(Region::new(region.clone()));
-    }
-    if let Some(url) = &settings.endpoint_url {
-        loader = loader.endpoint_url(url);
-    }
-    Ok(loader.load().await)
-}
-
-/// Why the stack's outputs were not read: its endpoint could not be reached (no
-/// connection, or none in time), or it answered with an error.
-enum OutputsError {
-    Unreached(String),
-    Refused(CliError),
-}
-use OutputsError::{Refused, Unreached};
-
-impl From<CliError> for OutputsError {
-    fn from(err: CliError) -> Self {
-        Refused(err)
-    }
-}
-
-async fn stack_outputs(
-    cloudformation: &aws_sdk_cloudformation::Client,
-    stack: &str,
-    region: &str,
-) -> Result<BTreeMap<String, String>, OutputsError> {
-    let described = cloudformation
-        .describe_stacks()
-        .stack_name(stack)
-        .send()
-        .await
-        .map_err(|err| {
-            if let SdkError::DispatchFailure(failure) = &err
-                && (failure.is_io() || failure.is_timeout())
-            {
-                Unreached(causes(&err))
-            } else if err.code() == Some("ValidationError") {
-                Refused(
-                    CliError::config(format!("stack {stack} not found in {region}")).hint(
-                        "deploy it with `ewf deploy`, or check --stack, --region and --profile",
-                    ),
-                )
-            } else {
-                Refused(aws_error("DescribeStacks", err))
-            }
-        })?;
-    let stack = described
-        .stacks
-        .unwrap_or_default()
-        .into_iter()
-        .next()
-        .ok_or_else(|| {
-            CliError::config(format!("stack {stack} not found in {region}"))
-                .hint("deploy it with `ewf deploy`")
-        })?;
-    Ok(stack
-        .outputs
-        .unwrap_or_default()
-        .into_iter()
-        .filter_map(|output| Some((output.output_key?, output.output_value?)))
-        .collect())
-}
-
-fn required_output(outputs: &BTreeMap<String, String>, stack: &str, key: &str) -> Result<String> {
-    outputs
-        .get(key)
-        .cloned()
-        .ok_or_else(|| missing_output(stack, key))
-}
-
-fn missing_output(stack: &str, key: &str) -> CliError {
-    CliError::config(format!("stack {stack} has no output {key}"))
-        .hint("deploy this version of the template with `ewf deploy`")
-}
-
-/// An AWS error, classified: credentials and permissions are configuration (exit 4),
-/// everything else a service error.
-pub(super) fn aws_error<E, R>(action: &str, err: SdkError<E, R>) -> CliError
-where
-    E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
-{
-    // The service's own words when there are some; the whole chain otherwise.
-    let message = match (err.code(), err.message()) {
-        (Some(code), Some(text)) => format!("{action} failed: {code}: {text}"),
-        _ => format!("{action} failed: {}", causes(&err)),
-    };
-    match err.code() {
-        Some(code) if CREDENTIALS.contains(&code) => {
-            CliError::config(message).hint(CREDENTIALS_HINT)
-        }
-        Some(
-            "ResourceNotFoundException" | "ExecutionDoesNotExist" | "StateMachineDoesNotExist",
-        ) => CliError::not_found(message).hint("check the stack's resources with `ewf stack`"),
-        _ => CliError::service(message)
-            .hint("retry; check --region and --endpoint-url if it persists"),
-    }
-}
-
-/// A DynamoDB adapter's error. Its message names DynamoDB and includes the SDK's error
-/// with its code, which tells credentials and permissions (exit 4) from the rest.
-fn store_error(err: StoreError) -> CliError {
-    let message = err.to_string();
-    if CREDENTIALS.iter().any(|code| message.contains(code)) {
-        CliError::config(message).hint(CREDENTIALS_HINT)
-    } else {
-        CliError::service(message).hint("retry; check the stack with `ewf stack` if it persists")
-    }
-}
-
-/// One Step Functions history event as a timeline entry, its details mapped to the
-/// fields the local stack's history has (see [`TimelineEntry::from_history`]).
-fn history_entry(event: &HistoryEvent) -> TimelineEntry {
-    let time =
-        chrono::DateTime::from_timestamp(event.timestamp.secs(), event.timestamp.subsec_nanos())
-            .unwrap_or_default();
-    TimelineEntry::from_history(
-        event.id,
-        time,
-        event.r#type.as_str().to_owned(),
-        history_detail(event),
-    )
-}
-
-/// The fields of a history event's `...EventDetails` that both targets have, with JSON
-/// text parsed; absent fields are left out.
-fn history_detail(event: &HistoryEvent) -> Value {
-    let mut detail = Detail::default();
-    if let Some(started) = &event.execution_started_event_details {
-        detail
-            .json("input", started.input.as_deref())
-            .text("roleArn", started.role_arn.as_deref());
-    } else if let Some(succeeded) = &event.execution_succeeded_event_details {
-        detail.json("output", succeeded.output.as_deref());
-    } else if let Some(failed) = &event.execution_failed_event_details {
-        detail.failure(failed.error.as_deref(), failed.cause.as_deref());
-    } else if let Some(timed_out) = &event.execution_timed_out_event_details {
-        detail.failure(timed_out.error.as_deref(), timed_out.cause.as_deref());
-    } else if let Some(aborted) = &event.execution_aborted_event_details {
-        detail.failure(aborted.error.as_deref(), aborted.cause.as_deref());
-    } else if let Some(entered) = &event.state_entered_event_details {
-        detail
-            .text("name", Some(&entered.name))
-            .json("input", entered.input.as_deref());
-    } else if let Some(exited) = &event.state_exited_event_details {
-        detail
-            .text("name", Some(&exited.name))
-            .json("output", exited.output.as_deref());
-    } else if let Some(scheduled) = &event.task_scheduled_event_details {
-        detail
-            .task(&scheduled.resource_type, &scheduled.resource)
-            .text("region", Some(&scheduled.region))
-            .json("parameters", Some(&scheduled.parameters));
-        if let Some(seconds) = scheduled.timeout_in_seconds {
-            detail.0.insert("timeoutInSeconds".into(), json!(seconds));
-        }
-    } else if let Some(started) = &event.task_started_event_details {
-        detail.task(&started.resource_type, &started.resource);
-    } else if let Some(submitted) = &event.task_submitted_event_details {
-        detail
-            .task(&submitted.resource_type, &submitted.resource)
-            .json("output", submitted.output.as_deref());
-    } else if let Some(succeeded) = &event.task_succeeded_event_details {
-        detail
-            .task(&succeeded.resource_type, &succeeded.resource)
-            .json("output", succeeded.output.as_deref());
-    } else if let Some(failed) = &event.task_failed_event_details {
-        detail
-            .task(&failed.resource_type, &failed.resource)
-            .failure(failed.error.as_deref(), failed.cause.as_deref());
-    } else if let Some(timed_out) = &event.task_timed_out_event_details {
-        detail
-            .task(&timed_out.resource_type, &timed_out.resource)
-            .failure(timed_out.error.as_deref(), timed_out.cause.as_deref());
-    }
-    Value::Object(detail.0)
-}
-
-/// A history event's detail as it is built, field by field.
-#[derive(Default)]
-struct Detail(Map<String, Value>);
-
-impl Detail {
-    fn text(&mut self, key: &str, value: Option<&str>) -> &mut Self {
-        if let Some(value) = value {
-            self.0.insert(key.to_owned(), json!(value));
-        }
-        self
-    }
-
-    /// JSON text as the value it holds (as the text itself, should it not be JSON).
-    fn json(&mut self, key: &str, text: Option<&str>) -> &mut Self {
-        if let Some(text) = text {
-            let value = serde_json::from_str(text).unwrap_or_else(|_| json!(text));
-            self.0.insert(key.to_owned(), value);
-        }
-        self
-    }
-
-    fn task(&mut self, resource_type: &str, resource: &str) -> &mut Self {
-        self.text("resourceType", Some(resource_type))
-            .text("resource", Some(resource))
-    }
-
-    fn failure(&mut self, error: Option<&str>, cause: Option<&str>) -> &mut Self {
-        self.text("error", error).text("cause", cause)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use aws_sdk_sfn::primitives::DateTime;
-    use aws_sdk_sfn::types::{
-        ExecutionStartedEventDetails, HistoryEventType, StateEnteredEventDetails,
-        TaskFailedEventDetails, TaskScheduledEventDetails,
-    };
-
-    fn event(id: i64, kind: HistoryEventType) -> aws_sdk_sfn::types::builders::HistoryEventBuilder {
-        HistoryEvent::builder()
-            .id(id)
-            .previous_event_id(id - 1)
-            .timestamp(DateTime::from_millis(1_704_164_645_250))
-            .r#type(kind)
-    }
-
-    #[test]
-    fn history_events_map_to_the_fields_of_the_local_history() {
-        let entered = event(2, HistoryEventType::TaskStateEntered)
-            .state_entered_event_details(
-                StateEnteredEventDetails::builder()
-                    .name("ReserveItem")
-                    .input(r#"{"customerId":"customer-1","itemId":"item-1"}"#)
-                    .build()
-                    .unwrap(),
-            )
-            .build()
-            .unwrap();
-        assert_eq!(
-            history_entry(&entered),
-            TimelineEntry {
-                id: "2".into(),
-                time: "2024-01-02T03:04:05.250Z".parse().unwrap(),
-                kind: "TaskStateEntered".into(),
-                source: "ReserveItem".into(),
-                detail: json!({
-                    "name": "ReserveItem",
-                    "input": {"customerId": "customer-1", "itemId": "item-1"}
-                }),
-            }
-        );
-
-        let scheduled = event(3, HistoryEventType::TaskScheduled)
-            .task_scheduled_event_details(
-                TaskScheduledEventDetails::builder()
-                    .resource_type("lambda")
-                    .resource("invoke")
-                    .region("eu-west-2")
-                    .parameters(r#"{"FunctionName":"reserve","Payload":{"itemId":"item-1"}}"#)
-                    .timeout_in_seconds(30)
-                    .build()
-                    .unwrap(),
-            )
-            .build()
-            .unwrap();
-        let scheduled = history_entry(&scheduled);
-        assert_eq!(scheduled.source, "invoke");
-        assert_eq!(
-            scheduled.detail,
-            json!({
-                "resourceType": "lambda",
-                "resource": "invoke",
-                "region": "eu-west-2",
-                "parameters": {"FunctionName": "reserve", "Payload": {"itemId": "item-1"}},
-                "timeoutInSeconds": 30
-            })
-        );
-
-        let failed = event(4, HistoryEventType::TaskFailed)
-            .task_failed_event_details(
-                TaskFailedEventDetails::builder()
-                    .resource_type("lambda")
-                    .resource("invoke")
-                    .error("PaymentFailed")
-                    .build()
-                    .unwrap(),
-            )
-            .build()
-            .unwrap();
-        // No cause given: none shown, rather than a null.
-        assert_eq!(
-            history_entry(&failed).detail,
-            json!({"resourceType": "lambda", "resource": "invoke", "error": "PaymentFailed"})
-        );
-
-        let started = event(1, HistoryEventType::ExecutionStarted)
-            .execution_started_event_details(
-                ExecutionStartedEventDetails::builder()
-                    .input("{}")
-                    .role_arn("arn:aws:iam::123456789012:role/workflow")
-                    .build(),
-            )
-            .build()
-            .unwrap();
-        let started = history_entry(&started);
-        assert_eq!(
-            (started.source.as_str(), started.detail),
-            (
-                "",
-                json!({"input": {}, "roleArn": "arn:aws:iam::123456789012:role/workflow"})
-            )
-        );
-    }
-
-    #[test]
-    fn dynamodb_permission_errors_are_configuration_errors() {
-        let denied = store_error(StoreError::new(
-            "DynamoDB GetItem on table Orders failed: service error: unhandled error (AccessDeniedException): User is not authorized",
-        ));
-        assert_eq!(denied.exit, crate::error::Exit::Config);
-        assert!(
-            denied.message.starts_with("DynamoDB GetItem"),
-            "{}",
-            denied.message
-        );
-        assert!(denied.message.contains("credentials"), "{}", denied.message);
-        let throttled = store_error(StoreError::new(
-            "DynamoDB GetItem on table Orders failed: service error: ProvisionedThroughputExceededException",
-        ));
-        assert_eq!(throttled.exit, crate::error::Exit::Service);
     }
 }

@@ -4,7 +4,7 @@
 //! the DynamoDB units it used. The deadline sweep's invocations are the stack's work,
 //! not an order's, and are left out.
 
-use super::aws::aws_error;
+use super::errors::aws_error;
 use crate::error::Result;
 use aws_sdk_cloudwatchlogs::Client;
 use aws_sdk_cloudwatchlogs::operation::filter_log_events::FilterLogEventsError;

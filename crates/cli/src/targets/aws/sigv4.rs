@@ -1,8 +1,8 @@
 //! Calls to the stack's HTTP API, signed with SigV4 (the routes use AWS_IAM authorization).
 
-use super::causes;
 use super::tls::CaBundle;
 use crate::error::{CliError, Result};
+use crate::targets::causes;
 use aws_credential_types::Credentials;
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
 use aws_sdk_dynamodb::error::DisplayErrorContext;
