@@ -1,6 +1,7 @@
 //! Choice rules: comparisons of a variable against a literal or another path, type
 //! tests, and their And/Or/Not combinations.
 
+use super::definition::Choice;
 use super::path::Path;
 use super::{Failure, errors};
 use chrono::{DateTime, Utc};
@@ -312,6 +313,23 @@ fn wildcard_match(pattern: &str, text: &str) -> bool {
         };
     }
     reachable[text.len()]
+}
+
+impl Choice {
+    /// The state to go to: the first rule's that matches, or the default.
+    pub(crate) fn next(&self, input: &Value, context: &Value) -> Result<String, Failure> {
+        for (rule, target) in &self.choices {
+            if rule.matches(input, context)? {
+                return Ok(target.clone());
+            }
+        }
+        self.default.clone().ok_or_else(|| {
+            Failure::new(
+                errors::NO_CHOICE_MATCHED,
+                "No Choice Rule matched and there is no Default",
+            )
+        })
+    }
 }
 
 #[cfg(test)]

@@ -1,18 +1,16 @@
 //! Running executions: one driver at a time advances an execution, state by state,
 //! storing every transition; a task token reply resumes it from the store.
 
-use super::definition::{Pass, State, StateKind, StateMachine, Task, Transition, Wait};
-use super::path::Path;
+use super::definition::{Pass, State, StateKind, StateMachine, Task, Transition};
+use super::history::{Details, entered, event, json_text, state_event, task_event};
+use super::path::{place, select, select_owned};
 use super::store::{Cursor, Delivery, End, Event, Phase, Record, Reply, Store};
 use super::{AslError, ExecutionStatus, ExecutionSummary, Failure, HistoryEvent, errors};
 use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
 use ewf_domain::entry::FunctionError;
 use ewf_domain::ports::TaskResult;
-use serde::Serialize;
-use serde_json::value::RawValue;
 use serde_json::{Value, json};
-use std::borrow::Cow;
 use std::time::Duration;
 use ulid::Ulid;
 
@@ -628,19 +626,7 @@ impl Driver<'_> {
             }
             (StateKind::Choice(choice), Phase::Ready) => {
                 let chosen = effective().and_then(|input| {
-                    let mut next = choice.default.clone();
-                    for (rule, target) in &choice.choices {
-                        if rule.matches(&input, &context)? {
-                            next = Some(target.clone());
-                            break;
-                        }
-                    }
-                    let next = next.ok_or_else(|| {
-                        Failure::new(
-                            errors::NO_CHOICE_MATCHED,
-                            "No Choice Rule matched and there is no Default",
-                        )
-                    })?;
+                    let next = choice.next(&input, &context)?;
                     Ok((
                         select(state.output_path.as_ref(), &input, &context, "OutputPath")?
                             .into_owned(),
@@ -660,8 +646,8 @@ impl Driver<'_> {
                 }
             }
             (StateKind::Wait(wait), Phase::Ready) => {
-                match effective().and_then(|input| self.wake_time(wait, &input, &context, now)) {
-                    Ok(until) => Step::Sleep(until),
+                match effective().and_then(|input| wait.duration(&input, &context, now)) {
+                    Ok(duration) => Step::Sleep(later(now, self.executions.scaled(duration))),
                     Err(failure) => Step::Failed {
                         events: Vec::new(),
                         failure,
@@ -853,59 +839,6 @@ impl Driver<'_> {
         recover(task, &record.cursor, events, failure)
     }
 
-    fn wake_time(
-        &self,
-        wait: &Wait,
-        input: &Value,
-        context: &Value,
-        now: Timestamp,
-    ) -> Result<Timestamp, Failure> {
-        let from_path = |path: &Path| {
-            path.select(input, context).ok_or_else(|| {
-                Failure::new(
-                    errors::RUNTIME,
-                    format!("The Wait path {path} could not be found"),
-                )
-            })
-        };
-        let at = match wait {
-            Wait::Seconds(seconds) => {
-                return Ok(later(
-                    now,
-                    self.executions.scaled(Duration::from_secs(*seconds)),
-                ));
-            }
-            Wait::SecondsPath(path) => {
-                let seconds = from_path(path)?.as_u64().ok_or_else(|| {
-                    Failure::new(
-                        errors::RUNTIME,
-                        format!("The Wait path {path} is not a non-negative whole number"),
-                    )
-                })?;
-                return Ok(later(
-                    now,
-                    self.executions.scaled(Duration::from_secs(seconds)),
-                ));
-            }
-            Wait::Timestamp(at) => *at,
-            Wait::TimestampPath(path) => from_path(path)?
-                .as_str()
-                .and_then(|text| DateTime::parse_from_rfc3339(text).ok())
-                .map(|at| at.to_utc())
-                .ok_or_else(|| {
-                    Failure::new(
-                        errors::RUNTIME,
-                        format!("The Wait path {path} is not a timestamp"),
-                    )
-                })?,
-        };
-        Ok(later(
-            now,
-            self.executions
-                .scaled((at - now).to_std().unwrap_or_default()),
-        ))
-    }
-
     /// The context object (`$$`) as the current state sees it; null for a state that
     /// does not read it.
     fn context(&self, record: &Record, state: &State, token: Option<&str>) -> Value {
@@ -992,56 +925,6 @@ fn pass_output(pass: &Pass, state: &State, raw: &Value, context: &Value) -> Resu
     select_owned(state.output_path.as_ref(), combined, context, "OutputPath")
 }
 
-/// InputPath and OutputPath: the node selected, or `{}` for a null path.
-fn select<'v>(
-    path: Option<&Path>,
-    value: &'v Value,
-    context: &'v Value,
-    field: &str,
-) -> Result<Cow<'v, Value>, Failure> {
-    match path {
-        None => Ok(Cow::Owned(json!({}))),
-        Some(path) => path
-            .select(value, context)
-            .map(Cow::Borrowed)
-            .ok_or_else(|| nothing_matched(path, field)),
-    }
-}
-
-/// [`select`] from a value the state is done with: the node is moved out of it.
-fn select_owned(
-    path: Option<&Path>,
-    value: Value,
-    context: &Value,
-    field: &str,
-) -> Result<Value, Failure> {
-    match path {
-        None => Ok(json!({})),
-        Some(path) => path
-            .take(value, context)
-            .ok_or_else(|| nothing_matched(path, field)),
-    }
-}
-
-fn nothing_matched(path: &Path, field: &str) -> Failure {
-    Failure::new(
-        errors::RUNTIME,
-        format!("Invalid path '{path}': the {field} matched nothing in the state's data"),
-    )
-}
-
-/// ResultPath: the result placed into the raw input, or the raw input for a null path.
-fn place(path: Option<&Path>, raw: &Value, result: Value) -> Result<Value, Failure> {
-    match path {
-        None => Ok(raw.clone()),
-        // `$` (the default): the result replaces the input, which need not be copied.
-        Some(path) if path.is_root() => Ok(result),
-        Some(path) => path
-            .insert(raw.clone(), result)
-            .map_err(|cause| Failure::new(errors::RESULT_PATH_MATCH_FAILURE, cause)),
-    }
-}
-
 fn new_token(task: &Task) -> Option<String> {
     // Two ULIDs: 160 random bits, so a token cannot be guessed.
     task.wait_for_token
@@ -1085,91 +968,6 @@ fn later(now: Timestamp, duration: Duration) -> Timestamp {
 
 fn stamp(time: &Timestamp) -> String {
     time.to_rfc3339_opts(SecondsFormat::Millis, true)
-}
-
-/// The fields of a history event's `...EventDetails`, serialised as the event is made,
-/// from the values as they are: the history never copies the data it records.
-#[derive(Default, Serialize)]
-#[serde(rename_all = "camelCase")]
-struct Details<'a> {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    name: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    resource_type: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    resource: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    region: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    role_arn: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    input: Option<&'a RawValue>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    parameters: Option<&'a RawValue>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    timeout_in_seconds: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    output: Option<&'a RawValue>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    error: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    cause: Option<&'a str>,
-}
-
-impl<'a> Details<'a> {
-    fn output(output: &'a RawValue) -> Self {
-        Self {
-            output: Some(output),
-            ..Self::default()
-        }
-    }
-
-    fn failure(failure: &'a Failure) -> Self {
-        Self {
-            error: Some(&failure.error),
-            cause: Some(&failure.cause),
-            ..Self::default()
-        }
-    }
-}
-
-fn event(event_type: &str, details: Details<'_>) -> Event {
-    Event::new(event_type, Utc::now(), &details)
-}
-
-fn state_event(state: &State, suffix: &str, details: Details<'_>) -> Event {
-    event(
-        &format!("{}State{suffix}", state.kind.event_prefix()),
-        details,
-    )
-}
-
-fn entered(state: &State, name: &str, input: &RawValue) -> Event {
-    state_event(
-        state,
-        "Entered",
-        Details {
-            name: Some(name),
-            input: Some(input),
-            ..Details::default()
-        },
-    )
-}
-
-fn task_event(event_type: &str, task: &Task, details: Details<'_>) -> Event {
-    event(
-        event_type,
-        Details {
-            resource_type: Some("lambda"),
-            resource: Some(task.resource()),
-            ..details
-        },
-    )
-}
-
-/// A value written out as JSON text, to be recorded in one or more history events.
-fn json_text(value: &Value) -> Box<RawValue> {
-    serde_json::value::to_raw_value(value).expect("a JSON value always serialises")
 }
 
 /// What a Lambda invoke task returns, with the function's output as its payload.

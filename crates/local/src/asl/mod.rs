@@ -15,9 +15,11 @@
 mod choice;
 mod definition;
 mod engine;
+mod history;
 mod path;
 mod store;
 mod template;
+mod wait;
 
 pub use definition::StateMachine;
 pub use engine::{Executions, TaskInvoker};

@@ -2,7 +2,9 @@
 //! `$['a b']` and context paths `$$.Execution.Name`. Wildcards, filters, slices and
 //! recursive descent are refused when the definition is parsed.
 
-use serde_json::{Map, Value};
+use super::{Failure, errors};
+use serde_json::{Map, Value, json};
+use std::borrow::Cow;
 use std::fmt;
 
 #[derive(Clone, Debug, PartialEq)]
@@ -152,6 +154,56 @@ fn bracket_segment(inner: &str) -> Option<Segment> {
     match quoted {
         Some(name) => Some(Segment::Field(name.to_owned())),
         None => inner.parse().ok().map(Segment::Index),
+    }
+}
+
+/// InputPath and OutputPath: the node selected, or `{}` for a null path.
+pub(crate) fn select<'v>(
+    path: Option<&Path>,
+    value: &'v Value,
+    context: &'v Value,
+    field: &str,
+) -> Result<Cow<'v, Value>, Failure> {
+    match path {
+        None => Ok(Cow::Owned(json!({}))),
+        Some(path) => path
+            .select(value, context)
+            .map(Cow::Borrowed)
+            .ok_or_else(|| nothing_matched(path, field)),
+    }
+}
+
+/// [`select`] from a value the state is done with: the node is moved out of it.
+pub(crate) fn select_owned(
+    path: Option<&Path>,
+    value: Value,
+    context: &Value,
+    field: &str,
+) -> Result<Value, Failure> {
+    match path {
+        None => Ok(json!({})),
+        Some(path) => path
+            .take(value, context)
+            .ok_or_else(|| nothing_matched(path, field)),
+    }
+}
+
+fn nothing_matched(path: &Path, field: &str) -> Failure {
+    Failure::new(
+        errors::RUNTIME,
+        format!("Invalid path '{path}': the {field} matched nothing in the state's data"),
+    )
+}
+
+/// ResultPath: the result placed into the raw input, or the raw input for a null path.
+pub(crate) fn place(path: Option<&Path>, raw: &Value, result: Value) -> Result<Value, Failure> {
+    match path {
+        None => Ok(raw.clone()),
+        // `$` (the default): the result replaces the input, which need not be copied.
+        Some(path) if path.is_root() => Ok(result),
+        Some(path) => path
+            .insert(raw.clone(), result)
+            .map_err(|cause| Failure::new(errors::RESULT_PATH_MATCH_FAILURE, cause)),
     }
 }
 
