@@ -13,6 +13,7 @@ use clap::CommandFactory;
 use comfy_table::Cell;
 use ewf_domain::sample::SampleData;
 use ewf_domain::settings::FAIL_PROBABILITY_VAR;
+use ewf_domain::time;
 use ewf_domain::{CustomerId, ItemId, Mode, Order, OrderId, OrderStatus};
 use serde_json::json;
 use std::collections::HashSet;
@@ -301,8 +302,8 @@ fn show_order_with(output: &Output, order: &Order, dead_letters: Option<usize>) 
             ("paymentId", text(order.payment_id.as_ref())),
             ("deliveryAddress", text(order.delivery_address.as_ref())),
             ("failureReason", text(order.failure_reason.as_ref())),
-            ("orderDate", order.order_date.to_rfc3339()),
-            ("updateDate", order.update_date.to_rfc3339()),
+            ("orderDate", time::format(&order.order_date)),
+            ("updateDate", time::format(&order.update_date)),
         ];
         table.add_rows(
             rows.into_iter()
@@ -421,7 +422,7 @@ fn print_entries(output: &Output, entries: Vec<&TimelineEntry>) {
         } else {
             output.print(&format!(
                 "{}  {:<28} {}",
-                entry.time.to_rfc3339(),
+                time::format(&entry.time),
                 entry.kind,
                 entry.source
             ));

@@ -56,6 +56,7 @@ pub mod step;
 pub mod system;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
+pub mod time;
 pub mod work;
 pub mod workflow_errors;
 

@@ -148,7 +148,9 @@ pub struct Payment {
     pub amount: Money,
     pub method: String,
     pub status: PaymentStatus,
+    #[serde(with = "crate::time::rfc3339")]
     pub created_at: Timestamp,
+    #[serde(with = "crate::time::rfc3339")]
     pub updated_at: Timestamp,
 }
 
@@ -221,7 +223,9 @@ pub struct Delivery {
     /// The Step Functions task token of a workflow waiting for this delivery.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub task_token: Option<String>,
+    #[serde(with = "crate::time::rfc3339")]
     pub created_at: Timestamp,
+    #[serde(with = "crate::time::rfc3339")]
     pub updated_at: Timestamp,
 }
 
@@ -245,7 +249,9 @@ pub struct Order {
     pub delivery_address: Option<Address>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure_reason: Option<String>,
+    #[serde(with = "crate::time::rfc3339")]
     pub order_date: Timestamp,
+    #[serde(with = "crate::time::rfc3339")]
     pub update_date: Timestamp,
 }
 
@@ -399,6 +405,7 @@ pub struct StoredEvent {
     /// SHA-256 of source, detail-type and detail, in hex. A step's events re-emitted on
     /// a retry carry a new event id but the same content: the digest stores them once.
     pub digest: String,
+    #[serde(with = "crate::time::rfc3339")]
     pub event_time: Timestamp,
     pub event_source: String,
     pub detail_type: String,

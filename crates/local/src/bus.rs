@@ -11,7 +11,7 @@
 
 use crate::db::{self, Db};
 use crate::metering::Meter;
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use ewf_domain::events::{BusEvent, FunctionName, SCHEDULE_SOURCE, SCHEDULED_EVENT, targets};
 use ewf_domain::ports::{Bus, Clock, Random};
 use ewf_domain::{StoreError, Timestamp};
@@ -114,7 +114,7 @@ pub struct LocalBus {
 }
 
 fn stamp(time: Timestamp) -> String {
-    time.to_rfc3339_opts(SecondsFormat::Nanos, true)
+    ewf_domain::time::format(&time)
 }
 
 impl LocalBus {

@@ -51,7 +51,6 @@ impl Db {
 }
 
 pub fn parse_time(text: &str) -> Result<Timestamp, StoreError> {
-    chrono::DateTime::parse_from_rfc3339(text)
-        .map(|time| time.to_utc())
+    ewf_domain::time::parse(text)
         .map_err(|err| StoreError::new(format!("local state: bad time {text:?}: {err}")))
 }

@@ -1,9 +1,8 @@
 //! The connection, the schema, and what every store shares: error context, the
 //! transaction that records a step with its state change, and column conversions.
 
-use chrono::{DateTime, SecondsFormat};
 use ewf_domain::ports::Step;
-use ewf_domain::{StoreError, Timestamp, WriteError};
+use ewf_domain::{StoreError, WriteError};
 use rusqlite::types::Type;
 use rusqlite::{Connection, OptionalExtension, Params, Row, TransactionBehavior, params};
 use serde_json::Value;
@@ -521,14 +520,7 @@ fn unreadable(index: usize, name: &str, err: impl Display) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(index, Type::Text, format!("{name}: {err}").into())
 }
 
-/// Timestamps as RFC 3339 text in UTC, with as many fraction digits as they carry.
-pub fn timestamp(time: &Timestamp) -> String {
-    time.to_rfc3339_opts(SecondsFormat::AutoSi, true)
-}
-
-pub fn parse_timestamp(text: &str) -> Result<Timestamp, chrono::ParseError> {
-    DateTime::parse_from_rfc3339(text).map(|time| time.to_utc())
-}
+pub use ewf_domain::time::{format as timestamp, parse as parse_timestamp};
 
 /// An optional value (a price, an id) as nullable text.
 pub fn optional_text<T: ToString>(value: Option<&T>) -> Option<String> {

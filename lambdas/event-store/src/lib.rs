@@ -2,7 +2,6 @@
 //! about and when it happened, so that an order's timeline can be read back.
 
 use async_trait::async_trait;
-use chrono::SecondsFormat;
 use ewf_domain::entry::{EventInput, Function, Input, Invocation, Reply};
 use ewf_domain::events::DetailType;
 use ewf_domain::ports::EventStore;
@@ -56,7 +55,7 @@ pub fn stored_event(event: &EventInput) -> Result<StoredEvent, ServiceError> {
         (None, Some(item)) => format!("P#{item}"),
         (None, None) => format!("S#{}", event.source),
     };
-    let time = event.time.to_rfc3339_opts(SecondsFormat::Nanos, true);
+    let time = ewf_domain::time::format(&event.time);
     let detail = event.detail.to_string();
     Ok(StoredEvent {
         who,

@@ -100,8 +100,8 @@ fn paid_payment(h: &Harness, n: u128, status: &str) -> Value {
         "amount": "412.33",
         "method": "CREDIT_CARD",
         "status": status,
-        "createdAt": now,
-        "updatedAt": now,
+        "createdAt": ewf_domain::time::format(&now),
+        "updatedAt": ewf_domain::time::format(&now),
     })
 }
 

@@ -22,7 +22,7 @@ pub(crate) fn number(value: impl ToString) -> AttributeValue {
 
 /// A timestamp attribute, written as serde writes it into a record.
 pub(crate) fn time(value: ewf_domain::Timestamp) -> AttributeValue {
-    text(value.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
+    text(ewf_domain::time::format(&value))
 }
 
 /// A primary key (or any set of string attributes).
@@ -174,6 +174,15 @@ mod tests {
         let now = chrono::DateTime::parse_from_rfc3339("2026-01-01T12:00:00.123Z")
             .unwrap()
             .to_utc();
-        assert_eq!(time(now), to_attribute(serde_json::to_value(now).unwrap()));
+        let payment = ewf_domain::Payment {
+            payment_id: ewf_domain::PaymentId::parse("01KDWPVNG00000000000000001").unwrap(),
+            amount: Money::from(1),
+            method: ewf_domain::PAYMENT_METHOD.into(),
+            status: ewf_domain::PaymentStatus::Paid,
+            created_at: now,
+            updated_at: now,
+        };
+        let record = serde_json::to_value(payment).unwrap();
+        assert_eq!(time(now), to_attribute(record["updatedAt"].clone()));
     }
 }

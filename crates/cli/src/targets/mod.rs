@@ -29,6 +29,7 @@ pub struct TimelineEntry {
     /// The event's id, or the history event's id: what tells entries apart when a
     /// timeline is read again (`events --follow`).
     pub id: String,
+    #[serde(with = "ewf_domain::time::rfc3339")]
     pub time: Timestamp,
     /// The event's detail-type, or the history event's type (e.g. TaskStateEntered).
     #[serde(rename = "type")]
@@ -185,6 +186,7 @@ pub struct DeadLetter {
     pub target: String,
     pub last_error: String,
     pub attempts: u32,
+    #[serde(with = "ewf_domain::time::rfc3339")]
     pub dead_at: Timestamp,
     pub age_seconds: i64,
     /// The event as the service received it.

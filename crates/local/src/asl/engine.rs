@@ -966,6 +966,7 @@ fn later(now: Timestamp, duration: Duration) -> Timestamp {
         .unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
+/// Times in the context object, as Step Functions gives them: to the millisecond.
 fn stamp(time: &Timestamp) -> String {
     time.to_rfc3339_opts(SecondsFormat::Millis, true)
 }

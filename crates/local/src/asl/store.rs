@@ -4,7 +4,7 @@
 //! driver are conditional on it still holding the execution.
 
 use super::{AslError, Failure};
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use ewf_sqlite::SharedConnection;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde::{Deserialize, Serialize};
@@ -255,13 +255,11 @@ pub(crate) enum Delivery {
 pub(crate) struct Store(SharedConnection);
 
 fn text(time: &Timestamp) -> String {
-    time.to_rfc3339_opts(SecondsFormat::Millis, true)
+    ewf_domain::time::format(time)
 }
 
 fn time(text: &str) -> Result<Timestamp, AslError> {
-    DateTime::parse_from_rfc3339(text)
-        .map(|time| time.to_utc())
-        .map_err(|err| AslError::Corrupt(format!("time {text:?}: {err}")))
+    ewf_domain::time::parse(text).map_err(|err| AslError::Corrupt(format!("time {text:?}: {err}")))
 }
 
 fn json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, AslError> {
