@@ -41,6 +41,7 @@ chosen local stack always). NO_COLOR turns colours off.
 EWF_LOG sets the log filter (e.g. EWF_LOG=debug).
 
 JSON output (--output json): one document on stdout; fields marked ? may be absent.
+Times are RFC 3339 in UTC to the nanosecond, e.g. 2026-12-03T06:40:00.123456789Z.
   seed                   {customers, itemsWritten, itemsKept}
   order create|describe, deliver, cancel
                          the order: {customerId, orderId, mode, orderStatus, itemId, itemPrice?,
@@ -61,7 +62,8 @@ JSON output (--output json): one document on stdout; fields marked ? may be abse
                          billedMs?, transitions, events, deliveries?, readUnits?,
                          writeUnits?, httpRequests, restRequests, logBytes?}, perOrder,
                          cost: [{service, item, perOrder?, perMillionOrders?}],
-                         costPerMillionOrders, diagram?}]}: a figure the target cannot
+                         costPerMillionOrders, diagram?}], prices (the table used,
+                         as data/prices.json)}: a figure the target cannot
                          count is null and not priced; --output markdown: a report
   events                 {orderId, mode, customerId?,
                          entries: [{id, time, type, source, detail}]};
