@@ -126,6 +126,8 @@ const COUNTED_NOTES: &[&str] = &[
     "The deadline sweep (a scheduled invocation every minute on AWS) is a fixed cost of the stack, not of an order, and is left out.",
 ];
 
+const UNLOGGED_NOTE: &str = "Some rows' windows held none of the functions' log lines (an endpoint without CloudWatch Logs?): their invocations are derived (each stored event times its rules' targets, the workflow's tasks), their duration, capacity and log bytes not counted.";
+
 const DERIVED_NOTES: &[&str] = &[
     "Measured from the functions' CloudWatch Logs for each row's window (from its first order to 3 s after its last): Lambda invocations per function and billed duration from Lambda's platform.report records; DynamoDB read and write units from the line each invocation ends with, the capacity DynamoDB reported (a refused conditional write, which DynamoDB bills without reporting it, at its least: a unit an item, two in a transaction); log bytes, every line of those invocations. The deadline sweep's invocations are left out. CloudWatch Logs usually holds the lines within seconds; compare reads again until every invocation has its report, for at most 3 minutes.",
     "Read from each order's records: state transitions from its execution history; events published from the event store.",
@@ -179,11 +181,21 @@ pub async fn run(global: &Global, output: &Output, args: CompareArgs) -> Result<
     spinner.set_message(
         "compare: reading the functions' logs (CloudWatch Logs holds them within a minute)",
     );
+    let mut unlogged = false;
     for row in &mut rows {
-        read_logs(target.as_ref(), row, &prices).await?;
+        unlogged |= !read_logs(target.as_ref(), row, &prices).await?;
     }
     drop(spinner);
     let counted = target.work_reading().await?.is_some();
+    let mut notes = if counted {
+        COUNTED_NOTES
+    } else {
+        DERIVED_NOTES
+    }
+    .to_vec();
+    if !counted && unlogged {
+        notes.push(UNLOGGED_NOTE);
+    }
     let report = Report {
         target: target.describe(),
         date: chrono::Utc::now().format("%Y-%m-%d").to_string(),
@@ -191,12 +203,7 @@ pub async fn run(global: &Global, output: &Output, args: CompareArgs) -> Result<
         region: prices.region.clone(),
         currency: prices.currency.clone(),
         memory_mb: LAMBDA_MEMORY_MB,
-        notes: if counted {
-            COUNTED_NOTES
-        } else {
-            DERIVED_NOTES
-        }
-        .to_vec(),
+        notes,
         rows,
         prices,
     };
@@ -352,10 +359,11 @@ fn priced(work: &Work, orders: u64, prices: &PriceTable) -> (PerOrder, Vec<CostL
 
 /// Replaces what a row's work says of invocations, duration, capacity and logs by what
 /// the target's logs show for its window, where it keeps such logs.
-async fn read_logs(target: &dyn Target, row: &mut Row, prices: &PriceTable) -> Result<()> {
+/// Whether the logs held the row's work.
+async fn read_logs(target: &dyn Target, row: &mut Row, prices: &PriceTable) -> Result<bool> {
     let (from, to) = row.window;
     let Some(logged) = target.logged_work(from, to).await? else {
-        return Ok(());
+        return Ok(false);
     };
     row.work = Work {
         invocations: logged.invocations,
@@ -366,7 +374,7 @@ async fn read_logs(target: &dyn Target, row: &mut Row, prices: &PriceTable) -> R
         ..std::mem::take(&mut row.work)
     };
     (row.per_order, row.cost, row.cost_per_million_orders) = priced(&row.work, row.orders, prices);
-    Ok(())
+    Ok(true)
 }
 
 /// The API requests an order of `mode` takes (HTTP, REST), as a client makes them: the

@@ -291,7 +291,8 @@ pub trait Target: Send + Sync {
     }
 
     /// The work the target's logs show between two times, once they hold all of it
-    /// (the figures logs give; the rest zero); `None` when it keeps no such logs.
+    /// (the figures logs give; the rest zero); `None` when it keeps no such logs, or
+    /// they hold no invocation of the window.
     async fn logged_work(&self, _from: SystemTime, _to: SystemTime) -> Result<Option<Work>> {
         Ok(None)
     }

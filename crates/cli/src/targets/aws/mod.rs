@@ -570,6 +570,13 @@ impl Target for AwsTarget {
             let tally = function_logs::read(&self.logs, &groups, from, to).await?;
             let complete = tally.unreported() == 0 && previous.as_ref() == Some(&tally);
             if complete || Instant::now() >= deadline {
+                if tally.work().invocation_total() == 0 {
+                    tracing::warn!(
+                        "the functions' logs hold no invocation of the window (does this endpoint keep CloudWatch Logs?); \
+                         invocations stay derived, duration, capacity and log bytes uncounted"
+                    );
+                    return Ok(None);
+                }
                 if !complete {
                     tracing::warn!(
                         unreported = tally.unreported(),
