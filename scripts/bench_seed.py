@@ -3,8 +3,9 @@
 Starts moto's server (scripts/moto_server.py), creates the stack's tables through
 CloudFormation, generates N items, and times `ewf seed --data DIR` three ways: into an
 empty table (every item written), again (every item kept), and with --reset (every item
-overwritten). Prints items/s for each. Usage:
+overwritten). Prints items/s for each. It needs an ewf that reaches a stack. Usage:
 
+    cargo build --release -p ewf --features aws
     .venv/bin/python scripts/bench_seed.py [--items N] [--ewf PATH]
 """
 

@@ -22,7 +22,7 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cargo build -q -p ewf
 ewf="${CARGO_TARGET_DIR:-target}/debug/ewf"
-"$ewf" compare --orders 1 --output markdown > "$work/compare.md"
+"$ewf" --local --state-dir "$work/compare" compare --orders 1 --output markdown > "$work/compare.md"
 state="$work/state"
 "$ewf" --local --state-dir "$state" seed >/dev/null
 "$ewf" --local --state-dir "$state" set-fail-probability 0 >/dev/null

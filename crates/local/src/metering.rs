@@ -78,8 +78,10 @@ impl<'writer> MakeWriter<'writer> for LogBytes {
     }
 }
 
-/// Stands for the request id Lambda gives each invocation: of the same length.
+/// Stand for the request id and the X-Ray trace header Lambda gives each invocation
+/// (the runtime puts both on the invocation's span): of the same length.
 const REQUEST_ID: &str = "00000000-0000-0000-0000-000000000000";
+const TRACE_ID: &str = "Root=1-00000000-000000000000000000000000;Parent=0000000000000000;Sampled=0";
 
 /// Counting resumes when this is dropped.
 pub struct Suspended<'a>(&'a Meter);
@@ -162,7 +164,11 @@ impl Meter {
             Dispatch::new(logs::json_lines(filter, self.log_bytes.clone()))
         });
         let span = tracing::dispatcher::with_default(dispatch, || {
-            tracing::info_span!(logs::INVOCATION_SPAN, requestId = REQUEST_ID)
+            tracing::info_span!(
+                logs::INVOCATION_SPAN,
+                requestId = REQUEST_ID,
+                xrayTraceId = TRACE_ID
+            )
         });
         let units = || {
             (
@@ -523,11 +529,11 @@ mod tests {
                 tracing::debug!("below the functions' level");
             })
             .await;
-        let line = r#"{"level":"INFO","fields":{"message":"order created","order_id":"o-1"},"target":"ewf_local::metering::tests","spans":[{"requestId":"00000000-0000-0000-0000-000000000000","name":"Lambda runtime invoke"}]}"#;
+        let line = r#"{"level":"INFO","fields":{"message":"order created","order_id":"o-1"},"target":"ewf_local::metering::tests","spans":[{"requestId":"00000000-0000-0000-0000-000000000000","xrayTraceId":"Root=1-00000000-000000000000000000000000;Parent=0000000000000000;Sampled=0","name":"Lambda runtime invoke"}]}"#;
         assert_eq!(meter.reading().log_bytes, Some(line.len() as u64 + 1));
         // A reservation of a kilobyte's item: the invocation ends with its capacity.
         meter.logged(async { meter.write(1000, false) }).await;
-        let capacity = r#"{"level":"INFO","fields":{"message":"consumed capacity","readUnits":0.0,"writeUnits":1.0},"target":"ewf_domain::logs","spans":[{"requestId":"00000000-0000-0000-0000-000000000000","name":"Lambda runtime invoke"}]}"#;
+        let capacity = r#"{"level":"INFO","fields":{"message":"consumed capacity","readUnits":0.0,"writeUnits":1.0},"target":"ewf_domain::logs","spans":[{"requestId":"00000000-0000-0000-0000-000000000000","xrayTraceId":"Root=1-00000000-000000000000000000000000;Parent=0000000000000000;Sampled=0","name":"Lambda runtime invoke"}]}"#;
         assert_eq!(
             meter.reading().log_bytes,
             Some((line.len() + capacity.len()) as u64 + 2)

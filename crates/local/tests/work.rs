@@ -89,7 +89,7 @@ async fn a_delivered_workflow_order() {
         rest_requests: 1,
         // 13 invocations: Lambda's records (375 bytes each), a capacity line each, and
         // the services' own lines.
-        log_bytes: Some(8437),
+        log_bytes: Some(9893),
     };
     assert_eq!(work, expected);
 }
@@ -117,7 +117,7 @@ async fn a_delivered_events_order() {
         write_units: Some(79),
         http_requests: 1,
         rest_requests: 0,
-        log_bytes: Some(24714),
+        log_bytes: Some(28536),
     };
     assert_eq!(work, expected);
 }
@@ -143,7 +143,7 @@ async fn a_canceled_workflow_order() {
         write_units: Some(31),
         http_requests: 1,
         rest_requests: 1,
-        log_bytes: Some(10129),
+        log_bytes: Some(11949),
     };
     assert_eq!(work, expected);
 }

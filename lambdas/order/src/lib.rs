@@ -332,8 +332,9 @@ impl OrderService {
                 self.conclude(&order, outcome).await.map(Reply::ok)
             }
             Command::Sweep => {
+                // First, so that a sweep that fails or is still running is known as one.
+                tracing::info!(message = logs::DEADLINE_SWEEP);
                 let timed_out = self.sweep().await?;
-                tracing::info!(timed_out = timed_out.len(), message = logs::DEADLINE_SWEEP);
                 Ok(Reply::ok(json!({ "timedOut": timed_out })))
             }
         }

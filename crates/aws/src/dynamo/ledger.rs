@@ -74,14 +74,15 @@ impl DynamoLedger {
             else {
                 return Err(table.failed("TransactWriteItems", err).into());
             };
-            capacity::refused(2 * items.len() as u64);
             let reasons = canceled.cancellation_reasons();
             let code = |index: usize| reasons.get(index).and_then(CancellationReason::code);
             // The step first: a repeat replays the outcome even if the state moved on.
             if code(1) == Some(CONDITION_FAILED) {
+                capacity::refused(2 * items.len() as u64);
                 return Err(WriteError::AlreadyDone(self.existing(&step.key).await?));
             }
             if code(0) == Some(CONDITION_FAILED) {
+                capacity::refused(2 * items.len() as u64);
                 return Err(refusal(reasons.first().and_then(CancellationReason::item)));
             }
             // Concurrent transactions on the same item cancel each other: try again.
