@@ -361,8 +361,7 @@ fn priced(work: &Work, orders: u64, prices: &PriceTable) -> (PerOrder, Vec<CostL
 }
 
 /// Replaces what a row's work says of invocations, duration, capacity and logs by what
-/// the target's logs show for its window, where it keeps such logs.
-/// Whether the logs held the row's work.
+/// the target's logs show for its window, where it keeps such logs; whether they did.
 async fn read_logs(target: &dyn Target, row: &mut Row, prices: &PriceTable) -> Result<bool> {
     let (from, to) = row.window;
     let Some(logged) = target.logged_work(from, to).await? else {

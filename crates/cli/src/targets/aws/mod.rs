@@ -51,6 +51,8 @@ const POLL: Duration = Duration::from_millis(500);
 /// How long CloudWatch Logs may take to hold every line of a window (usually seconds).
 const LOGS_WAIT: Duration = Duration::from_secs(180);
 const LOGS_POLL: Duration = Duration::from_secs(5);
+/// What `ewf compare` makes of a window without the functions' logs.
+const UNLOGGED: &str = "invocations stay derived, duration, capacity and log bytes uncounted";
 pub struct AwsTarget {
     stack: String,
     region: String,
@@ -570,16 +572,16 @@ impl Target for AwsTarget {
             let tally = match function_logs::read(&self.logs, &groups, from, to).await {
                 Ok(tally) => tally,
                 Err(err) => {
-                    tracing::warn!(error = %err.message, "the functions' logs cannot be read; invocations stay derived, duration, capacity and log bytes uncounted");
+                    tracing::warn!(error = %err.message, "the functions' logs cannot be read; {UNLOGGED}");
                     return Ok(None);
                 }
             };
             let complete = tally.unreported() == 0 && previous.as_ref() == Some(&tally);
             if complete || Instant::now() >= deadline {
-                if tally.work().invocation_total() == 0 {
+                let work = tally.work();
+                if work.invocation_total() == 0 {
                     tracing::warn!(
-                        "the functions' logs hold no invocation of the window (does this endpoint keep CloudWatch Logs?); \
-                         invocations stay derived, duration, capacity and log bytes uncounted"
+                        "the functions' logs hold no invocation of the window (does this endpoint keep CloudWatch Logs?); {UNLOGGED}"
                     );
                     return Ok(None);
                 }
@@ -589,7 +591,7 @@ impl Target for AwsTarget {
                         "CloudWatch Logs did not hold the whole window in time; counting what it holds"
                     );
                 }
-                return Ok(Some(tally.work()));
+                return Ok(Some(work));
             }
             previous = Some(tally);
             tokio::time::sleep(LOGS_POLL).await;
