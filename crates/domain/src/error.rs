@@ -1,7 +1,7 @@
 //! Errors. `ServiceError` is what a service tells its caller; each variant has one HTTP
 //! status and one error name, the name Step Functions `Catch` matches on.
 
-use crate::{Money, Payment, PaymentId, workflow_errors};
+use crate::{Payment, PaymentId, workflow_errors};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -20,8 +20,6 @@ pub enum ServiceError {
     #[error("{message}")]
     Conflict { code: &'static str, message: String },
     /// The payment was declined; `payment_id` names the FAILED payment recorded for it.
-    /// The message names it too: a Lambda function error carries only name and message,
-    /// and the workflow records the declined payment on the order from there.
     #[error("payment {payment_id} of {amount} declined")]
     PaymentFailed {
         amount: String,
@@ -76,14 +74,6 @@ impl ServiceError {
             amount: payment.amount.to_string(),
             payment_id: payment.payment_id.clone(),
         }
-    }
-
-    /// The declined payment named by the message of a PaymentFailed function error: its
-    /// id and amount.
-    pub fn declined_payment(message: &str) -> Option<(PaymentId, Money)> {
-        let (id, rest) = message.strip_prefix("payment ")?.split_once(" of ")?;
-        let amount = rest.strip_suffix(" declined")?;
-        Some((PaymentId::parse(id).ok()?, amount.parse().ok()?))
     }
 
     /// The HTTP status the API answers with.
@@ -288,14 +278,6 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "payment 01KDX8Q7V3M2N4P6R8S0T2W4Y6 of 412.33 declined"
-        );
-        assert_eq!(
-            ServiceError::declined_payment(&err.to_string()),
-            Some((payment_id, Money::new(41_233, 2)))
-        );
-        assert_eq!(
-            ServiceError::declined_payment("payment of 412.33 failed"),
-            None
         );
         assert_eq!(err.body()["paymentId"], "01KDX8Q7V3M2N4P6R8S0T2W4Y6");
         assert_eq!((err.status(), err.name().as_str()), (402, "PaymentFailed"));

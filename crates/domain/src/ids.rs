@@ -88,7 +88,7 @@ id_type!(
     OrderId, "orderId"
 );
 id_type!(
-    /// A payment: a ULID.
+    /// A payment: an order's payment carries its order's id; one made by hand, a ULID.
     PaymentId, "paymentId"
 );
 
@@ -100,6 +100,15 @@ impl OrderId {
 }
 
 impl PaymentId {
+    /// The id of the order's payment. An order pays once, under its own id, so every
+    /// step of the saga names the order's payment from the order alone: the workflow
+    /// records a declined payment without reading it back out of the error, and the
+    /// payments table's condition refuses a second payment for the order.
+    pub fn of_order(order_id: &OrderId) -> Self {
+        Self(order_id.as_str().to_owned())
+    }
+
+    /// A payment made by hand (`/payment/pay`), with no order.
     pub fn generate(now: chrono::DateTime<chrono::Utc>, random: u128) -> Self {
         Self(ulid_string(now, random))
     }

@@ -1,6 +1,7 @@
 //! The records each service owns, and the order detail that travels on the bus.
 
-use crate::{Address, CustomerId, ItemId, Money, OrderId, PaymentId};
+use crate::ids::check_amount;
+use crate::{Address, CustomerId, ItemId, Money, OrderId, PaymentId, ServiceError};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -373,6 +374,23 @@ impl OrderDetail {
         OrderRef {
             customer_id: self.customer_id.clone(),
             order_id: self.order_id.clone(),
+        }
+    }
+
+    /// What the order is charged: its item plus its delivery.
+    pub fn charge(&self) -> Result<Money, ServiceError> {
+        match (&self.item, &self.delivery) {
+            (Some(item), Some(delivery)) => item
+                .price
+                .checked_add(delivery.price)
+                .ok_or_else(|| {
+                    ServiceError::bad_input("detail", "the order's prices are too large")
+                })
+                .and_then(check_amount),
+            _ => Err(ServiceError::bad_input(
+                "detail",
+                "the order needs its item and delivery to be paid",
+            )),
         }
     }
 

@@ -9,8 +9,8 @@ use ewf_domain::events::{BusEvent, DetailType, FunctionName, SCHEDULE_SOURCE, SC
 use ewf_domain::ports::{Bus, Clock, Ledger, OrderStore, Random, Step};
 use ewf_domain::step::{self, Refusal};
 use ewf_domain::{
-    CustomerId, DeliveryOutcome, Failure, ItemId, Mode, Money, Order, OrderDetail, OrderId,
-    OrderRef, OrderStatus, OrderUpdate, PaymentId, ServiceError,
+    CustomerId, DeliveryOutcome, Failure, ItemId, Mode, Order, OrderDetail, OrderId, OrderRef,
+    OrderStatus, OrderUpdate, PaymentId, ServiceError,
 };
 use ewf_domain::{logs, saga, workflow_errors};
 use serde::Deserialize;
@@ -155,7 +155,7 @@ impl Decode for Command {
                     return Ok(Self::advance(invocation.order()?, status));
                 }
                 // The delivery was canceled, but its compensation left something undone.
-                Self::failed(invocation, saga::left_undone(None, &undone), None)
+                Self::failed(invocation, saga::left_undone(None, &undone), false)
             }
             "fail" => {
                 let error: TaskError = invocation.field("error")?;
@@ -169,7 +169,7 @@ impl Decode for Command {
                 } else {
                     saga::left_undone(Some(&failure), &undone)
                 };
-                Self::failed(invocation, failure, error.declined_payment())
+                Self::failed(invocation, failure, error.is_declined_payment())
             }
             other => Err(ServiceError::unknown_action(other)),
         }
@@ -185,20 +185,22 @@ impl Command {
         }
     }
 
-    /// Records the workflow's order as failed. The detail lacks a declined payment (its
-    /// task failed): `declined` names it and its amount, read from the error, so that
-    /// the order records what the choreography's order records.
+    /// Records the workflow's order as failed. When its payment was declined, the task's
+    /// error replaced the payment in the detail; the order names it and its amount from
+    /// the detail's order, item and delivery, as the choreography's order records them.
     fn failed(
         invocation: Invocation,
         failure: Failure,
-        declined: Option<(PaymentId, Money)>,
+        payment_declined: bool,
     ) -> Result<Self, ServiceError> {
         let detail = invocation.order()?;
         let from_detail = OrderUpdate::from_detail(&detail);
-        let (declined_id, declined_amount) = declined.unzip();
+        let (declined_id, declined_amount) = payment_declined
+            .then(|| (PaymentId::of_order(&detail.order_id), detail.charge().ok()))
+            .unzip();
         let update = OrderUpdate {
             payment_id: from_detail.payment_id.clone().or(declined_id),
-            total_price: from_detail.total_price.or(declined_amount),
+            total_price: from_detail.total_price.or(declined_amount.flatten()),
             failure_reason: Some(failure.reason),
             ..from_detail
         };
@@ -255,12 +257,9 @@ impl TaskError {
         }
     }
 
-    /// The payment a PaymentFailed error declined (id and amount), so that the order
-    /// names it as the choreography's order does.
-    fn declined_payment(&self) -> Option<(PaymentId, Money)> {
-        (self.error == workflow_errors::PAYMENT_FAILED)
-            .then(|| ServiceError::declined_payment(&self.reason()))
-            .flatten()
+    /// Whether the payment task declined the order's payment.
+    fn is_declined_payment(&self) -> bool {
+        self.error == workflow_errors::PAYMENT_FAILED
     }
 }
 

@@ -669,13 +669,25 @@ async fn the_workflow_creates_and_advances_its_order() {
 
 #[tokio::test]
 async fn the_workflow_records_failures_by_error_name() {
-    let declined = "payment 01KDX8Q7V3M2N4P6R8S0T2W4Y6 of 404.19 declined";
+    // The detail as the workflow holds it at the payment step: priced, not yet paid.
+    let priced = OrderDetail {
+        payment: None,
+        ..paid()
+    };
+    let order_payment = PaymentId::of_order(&priced.order_id);
+    let declined = format!("payment {order_payment} of 404.19 declined");
     let lambda_cause = json!({"errorType": "PaymentFailed", "errorMessage": declined}).to_string();
     let cases = [
         (
             json!({"Error": "PaymentFailed", "Cause": lambda_cause}),
             OrderStatus::PaymentFailed,
-            declined,
+            declined.as_str(),
+        ),
+        // The declined payment comes from the detail, whatever the message says.
+        (
+            json!({"Error": "PaymentFailed"}),
+            OrderStatus::PaymentFailed,
+            "PaymentFailed",
         ),
         (
             json!({"Error": "ItemNotAvailable", "Cause": "no stock"}),
@@ -703,22 +715,18 @@ async fn the_workflow_records_failures_by_error_name() {
         invoke(&harness.service, invocation("create", &created()))
             .await
             .unwrap();
-        let mut fail = invocation("fail", &created());
+        let mut fail = invocation("fail", &priced);
         fail["error"] = error.clone();
         assert_eq!(
             invoke(&harness.service, fail).await.unwrap(),
-            serde_json::to_value(created()).unwrap()
+            serde_json::to_value(&priced).unwrap()
         );
         let order = harness.order().await.unwrap();
         assert_eq!(order.order_status, status, "{error}");
         assert_eq!(order.failure_reason.as_deref(), Some(reason), "{error}");
         // The declined payment and its amount, as the choreography records them.
-        let declined_payment = (status == OrderStatus::PaymentFailed).then(|| {
-            (
-                PaymentId::parse("01KDX8Q7V3M2N4P6R8S0T2W4Y6").unwrap(),
-                "404.19".parse().unwrap(),
-            )
-        });
+        let declined_payment = (status == OrderStatus::PaymentFailed)
+            .then(|| (order_payment.clone(), "404.19".parse().unwrap()));
         assert_eq!(
             order.payment_id.zip(order.total_price),
             declined_payment,

@@ -5,7 +5,7 @@
 use async_trait::async_trait;
 use ewf_domain::entry::{Decode, EventInput, Function, HttpRequest, Input, Invocation, Reply};
 use ewf_domain::events::{BusEvent, DetailType, FunctionName};
-use ewf_domain::ids::{JsonAmount, check_amount, parse_amount};
+use ewf_domain::ids::{JsonAmount, parse_amount};
 use ewf_domain::ports::{Bus, Clock, Ledger, PaymentStore, Random, Step};
 use ewf_domain::saga;
 use ewf_domain::step::{self, Refusal};
@@ -65,7 +65,7 @@ impl Decode for Command {
         match event.known_type()? {
             DetailType::DeliveryEstimated => {
                 let order: OrderDetail = event.parse_detail()?;
-                let amount = order_total(&order)?;
+                let amount = order.charge()?;
                 Ok(Self::PayOrder {
                     order,
                     amount,
@@ -97,21 +97,6 @@ impl Decode for Command {
             }),
             other => Err(ServiceError::unknown_action(other)),
         }
-    }
-}
-
-/// What the choreography charges: the item plus its delivery.
-fn order_total(order: &OrderDetail) -> Result<Money, ServiceError> {
-    match (&order.item, &order.delivery) {
-        (Some(item), Some(delivery)) => item
-            .price
-            .checked_add(delivery.price)
-            .ok_or_else(|| ServiceError::bad_input("detail", "the order's prices are too large"))
-            .and_then(check_amount),
-        _ => Err(ServiceError::bad_input(
-            "detail",
-            "the order needs its item and delivery to be paid",
-        )),
     }
 }
 
@@ -157,7 +142,8 @@ impl PaymentService {
     pub async fn execute(&self, command: Command) -> Result<Reply, ServiceError> {
         match command {
             Command::Pay { amount } => {
-                let payment = self.attempt(amount);
+                let payment_id = PaymentId::generate(self.clock.now(), self.random.id_bits());
+                let payment = self.attempt(payment_id, amount);
                 self.store
                     .create(&payment, None)
                     .await
@@ -206,7 +192,7 @@ impl PaymentService {
     }
 
     /// A new payment of `amount`, declined at random with the configured probability.
-    fn attempt(&self, amount: Money) -> Payment {
+    fn attempt(&self, payment_id: PaymentId, amount: Money) -> Payment {
         let now = self.clock.now();
         let status = if self.random.unit() < self.fail_probability {
             PaymentStatus::Failed
@@ -214,7 +200,7 @@ impl PaymentService {
             PaymentStatus::Paid
         };
         Payment {
-            payment_id: PaymentId::generate(now, self.random.id_bits()),
+            payment_id,
             amount,
             method: PAYMENT_METHOD.to_owned(),
             status,
@@ -228,7 +214,11 @@ impl PaymentService {
         // Drawn on the step's first attempt only (a repeat replays what was recorded),
         // then shared by the write and its refusal.
         let drawn = OnceLock::new();
-        let payment = || drawn.get_or_init(|| self.attempt(amount)).clone();
+        let payment = || {
+            drawn
+                .get_or_init(|| self.attempt(PaymentId::of_order(order_id), amount))
+                .clone()
+        };
         step::perform(
             &*self.ledger,
             pay_key(order_id),
@@ -237,13 +227,14 @@ impl PaymentService {
                 let payment = payment();
                 async move { self.store.create(&payment, Some(&step)).await }
             },
-            // The only refusal is a clash of fresh ids, next to impossible: the order is
-            // then declined rather than left waiting.
+            // The order's payment exists, yet its step is not on record: only once the
+            // ledger's retention has passed. The payment is left as it is, for a person.
             |_| {
-                Ok(Payment {
-                    status: PaymentStatus::Failed,
-                    ..payment()
-                })
+                Err(ServiceError::conflict(
+                    "PaymentExists",
+                    format!("order {order_id} has a payment, but no record of its step"),
+                )
+                .into())
             },
         )
         .await
@@ -316,7 +307,8 @@ fn paid_order(order: &OrderDetail, payment: Payment) -> Result<OrderDetail, Reco
 fn payment_events(order: &OrderDetail, paid: Paid) -> Vec<BusEvent> {
     let payment = match paid {
         Ok(payment) => payment,
-        // Only the workflow's compensation closes a payment step before it runs.
+        // A step the workflow's compensation closed before it ran, or found without its
+        // record: no payment of this step's to announce.
         Err(closed) => {
             tracing::warn!(order = %order.order_id, reason = %closed.message, "no payment to announce");
             return Vec::new();

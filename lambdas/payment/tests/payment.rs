@@ -43,7 +43,7 @@ impl Harness {
         }
     }
 
-    /// The id of the n-th payment made: ScriptedRandom counts its id bits from 1.
+    /// The id of the n-th payment made by hand: ScriptedRandom counts its id bits from 1.
     fn nth_payment_id(&self, n: u128) -> PaymentId {
         PaymentId::generate(self.clock.now(), n)
     }
@@ -93,10 +93,15 @@ fn pay(order: &Value) -> Value {
     payload
 }
 
-fn paid_payment(h: &Harness, n: u128, status: &str) -> Value {
+/// The id of an order's payment.
+fn order_payment(order_id: &str) -> PaymentId {
+    PaymentId::of_order(&OrderId::parse(order_id).unwrap())
+}
+
+fn paid_payment(h: &Harness, payment_id: &PaymentId, status: &str) -> Value {
     let now = h.clock.now();
     json!({
-        "paymentId": h.nth_payment_id(n),
+        "paymentId": payment_id,
         "amount": "412.33",
         "method": "CREDIT_CARD",
         "status": status,
@@ -109,7 +114,10 @@ fn paid_payment(h: &Harness, n: u128, status: &str) -> Value {
 async fn http_pay_creates_a_paid_payment_with_201() {
     let h = Harness::new(&[PAYS]);
     let (status, body) = get(&h.service, "/payment/pay/412.33").await;
-    assert_eq!((status, &body), (201, &paid_payment(&h, 1, "PAID")));
+    assert_eq!(
+        (status, &body),
+        (201, &paid_payment(&h, &h.nth_payment_id(1), "PAID"))
+    );
     let id = h.nth_payment_id(1);
     let (status, described) = get(&h.service, &format!("/payment/describe/{id}")).await;
     assert_eq!((status, described), (200, body));
@@ -212,7 +220,7 @@ async fn delivery_estimated_pays_item_and_delivery() {
     let detail = priced_order("o-1");
     h.on("DeliveryEstimated", &detail).await.unwrap();
     let mut paid = detail.clone();
-    paid["payment"] = paid_payment(&h, 1, "PAID");
+    paid["payment"] = paid_payment(&h, &order_payment("o-1"), "PAID");
     assert_eq!(
         h.bus.take(),
         vec![BusEvent::new(
@@ -222,7 +230,7 @@ async fn delivery_estimated_pays_item_and_delivery() {
         )]
     );
     assert_eq!(
-        h.payment(&h.nth_payment_id(1)).await.unwrap().status,
+        h.payment(&order_payment("o-1")).await.unwrap().status,
         PaymentStatus::Paid
     );
 }
@@ -237,7 +245,7 @@ async fn a_declined_payment_emits_payment_failed() {
     assert_eq!(published[0].detail_type, DetailType::PaymentFailed);
     assert_eq!(
         published[0].detail["payment"],
-        paid_payment(&h, 1, "FAILED")
+        paid_payment(&h, &order_payment("o-1"), "FAILED")
     );
     let failure = &published[0].detail["failure"];
     assert_eq!(failure["status"], "PAYMENT_FAILED");
@@ -246,7 +254,7 @@ async fn a_declined_payment_emits_payment_failed() {
         "{failure}"
     );
     assert_eq!(
-        h.payment(&h.nth_payment_id(1)).await.unwrap().status,
+        h.payment(&order_payment("o-1")).await.unwrap().status,
         PaymentStatus::Failed
     );
 }
@@ -261,7 +269,10 @@ async fn a_redelivered_event_replays_the_recorded_payment_without_drawing_again(
     assert_eq!(h.on("DeliveryEstimated", &detail).await.unwrap(), first);
     assert_eq!(h.bus.take(), published);
     assert_eq!(published[0].detail_type, DetailType::PaymentMade);
-    assert!(h.payment(&h.nth_payment_id(2)).await.is_none());
+    assert_eq!(
+        h.payment(&order_payment("o-1")).await.unwrap().status,
+        PaymentStatus::Paid
+    );
 
     h.on("DeliveryEstimated", &priced_order("o-2"))
         .await
@@ -288,10 +299,13 @@ async fn a_failed_publish_is_retried_and_publishes_the_recorded_payment() {
     assert_eq!(published[0].detail_type, DetailType::PaymentFailed);
     assert_eq!(
         published[0].detail["payment"]["paymentId"],
-        json!(h.nth_payment_id(1))
+        json!(order_payment("o-1"))
     );
-    // One payment only: the retry made none.
-    assert!(h.payment(&h.nth_payment_id(2)).await.is_none());
+    // The retry replayed the payment the first attempt made.
+    assert_eq!(
+        h.payment(&order_payment("o-1")).await.unwrap().status,
+        PaymentStatus::Failed
+    );
 }
 
 #[tokio::test]
@@ -350,7 +364,7 @@ async fn an_order_that_cannot_be_paid_fails_its_saga_and_other_events_are_acknow
         assert_eq!(published[0].detail["orderId"], "o-1");
     }
     // Nothing was paid for any of them.
-    assert_eq!(h.payment(&h.nth_payment_id(1)).await, None);
+    assert_eq!(h.payment(&order_payment("o-1")).await, None);
     // An event that is not the payment's to act on is acknowledged, not retried.
     let reply = h.on("PaymentMade", &priced_order("o-1")).await.unwrap();
     assert_eq!(reply["refused"]["error"], "BadInput");
@@ -395,7 +409,7 @@ async fn workflow_pay_replies_with_the_payment_and_publishes_nothing() {
     let detail = priced_order("wf-1");
     let reply = invoke(&h.service, pay(&detail)).await.unwrap();
     let mut expected = detail.clone();
-    expected["payment"] = paid_payment(&h, 1, "PAID");
+    expected["payment"] = paid_payment(&h, &order_payment("wf-1"), "PAID");
     assert_eq!(reply, expected);
     // A retried task replays the step.
     assert_eq!(invoke(&h.service, pay(&detail)).await.unwrap(), expected);
@@ -406,7 +420,7 @@ async fn workflow_pay_replies_with_the_payment_and_publishes_nothing() {
         .unwrap_err();
     assert_eq!(declined.error_type, "PaymentFailed");
     assert_eq!(
-        h.payment(&h.nth_payment_id(2)).await.unwrap().status,
+        h.payment(&order_payment("wf-2")).await.unwrap().status,
         PaymentStatus::Failed
     );
     let again = invoke(&h.service, pay(&priced_order("wf-2")))
@@ -431,7 +445,7 @@ async fn workflow_cancel_cancels_the_order_payment() {
         paid
     );
     assert_eq!(
-        h.payment(&h.nth_payment_id(1)).await.unwrap().status,
+        h.payment(&order_payment("wf-1")).await.unwrap().status,
         PaymentStatus::Canceled
     );
     assert_eq!(
@@ -458,6 +472,20 @@ async fn workflow_refusals_are_typed_function_errors() {
         let err = invoke(&h.service, payload.clone()).await.unwrap_err();
         assert_eq!(err.error_type, error, "{payload}");
     }
+}
+
+#[tokio::test]
+async fn an_order_pays_once_even_when_its_step_is_no_longer_on_record() {
+    let h = Harness::new(&[]);
+    // The order's payment, made under a step the ledger no longer holds.
+    let made: Payment =
+        serde_json::from_value(paid_payment(&h, &order_payment("wf-1"), "PAID")).unwrap();
+    h.stores.payments().create(&made, None).await.unwrap();
+    let err = invoke(&h.service, pay(&priced_order("wf-1")))
+        .await
+        .unwrap_err();
+    assert_eq!(err.error_type, "PaymentExists");
+    assert_eq!(h.payment(&made.payment_id).await, Some(made));
 }
 
 #[test]
