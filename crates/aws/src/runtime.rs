@@ -8,7 +8,6 @@ use ewf_domain::logs;
 use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
 use serde_json::Value;
 use std::sync::Arc;
-use tracing_subscriber::EnvFilter;
 
 /// Runs `function` for every invocation until the runtime stops.
 pub async fn run(function: impl Function + 'static) -> Result<(), lambda_runtime::Error> {
@@ -32,8 +31,7 @@ pub async fn run(function: impl Function + 'static) -> Result<(), lambda_runtime
 
 /// The functions' JSON lines on standard output, for CloudWatch; level from RUST_LOG.
 fn init_logs() {
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(logs::DEFAULT_LEVEL));
+    let filter = logs::filter(std::env::var("RUST_LOG").ok().as_deref());
     if tracing::subscriber::set_global_default(logs::json_lines(filter, std::io::stdout)).is_err() {
         tracing::debug!("a tracing subscriber was already installed; keeping it");
     }

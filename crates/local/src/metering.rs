@@ -24,7 +24,6 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tracing::Dispatch;
 use tracing::instrument::{Instrument, WithSubscriber};
-use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::MakeWriter;
 
 /// Which API an order's request came through.
@@ -160,8 +159,7 @@ impl Meter {
         F: Future + 'a,
     {
         let dispatch = self.logs.get_or_init(|| {
-            let filter = EnvFilter::new(logs::DEFAULT_LEVEL);
-            Dispatch::new(logs::json_lines(filter, self.log_bytes.clone()))
+            Dispatch::new(logs::json_lines(logs::filter(None), self.log_bytes.clone()))
         });
         let span = tracing::dispatcher::with_default(dispatch, || {
             tracing::info_span!(

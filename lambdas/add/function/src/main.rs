@@ -2,7 +2,7 @@
 
 use ewf_add::AddService;
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
     ewf_aws::run(AddService).await
 }

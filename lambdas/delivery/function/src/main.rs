@@ -2,7 +2,7 @@
 
 use ewf_delivery::DeliveryService;
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
     let env = ewf_aws::Environment::load().await?;
     let service = DeliveryService::new(

@@ -2,7 +2,7 @@
 
 use ewf_event_store::EventStoreService;
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
     let env = ewf_aws::Environment::load().await?;
     ewf_aws::run(EventStoreService::new(env.events()?)).await

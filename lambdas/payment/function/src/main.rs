@@ -3,7 +3,7 @@
 use ewf_domain::settings::fail_probability_from_env;
 use ewf_payment::PaymentService;
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
     let env = ewf_aws::Environment::load().await?;
     let service = PaymentService::new(
