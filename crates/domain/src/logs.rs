@@ -3,7 +3,7 @@
 //! each line), each line carrying the spans it was written in.
 
 use tracing::Subscriber;
-use tracing_subscriber::filter::Targets;
+use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::SubscriberExt;
 
@@ -46,8 +46,16 @@ pub fn consumed_capacity(read_units: f64, write_units: f64) {
 /// need a regular expression engine, over a megabyte of code in every function's cold
 /// start.
 pub fn filter(directives: Option<&str>) -> Targets {
-    directives
-        .and_then(|directives| directives.parse().ok())
+    // An empty directive would name the empty target, a prefix of every target.
+    let given: Vec<&str> = directives
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|directive| !directive.is_empty())
+        .collect();
+    Some(given.join(","))
+        .filter(|given| !given.is_empty())
+        .and_then(|given| given.parse().ok())
         .unwrap_or_else(|| DEFAULT_LEVEL.parse().expect("the default level parses"))
 }
 
@@ -58,6 +66,8 @@ where
 {
     tracing_subscriber::fmt()
         .json()
+        // `filter` decides; the builder's own default would stop everything below INFO.
+        .with_max_level(LevelFilter::TRACE)
         .with_ansi(false)
         .without_time()
         .with_current_span(false)
@@ -78,10 +88,47 @@ mod tests {
         let quiet_sdk = filter(Some("info,aws_smithy_runtime=warn"));
         assert!(quiet_sdk.would_enable("ewf_order", &Level::INFO));
         assert!(!quiet_sdk.would_enable("aws_smithy_runtime", &Level::INFO));
-        for default in [filter(None), filter(Some("ewf=loud"))] {
+        for default in [filter(None), filter(Some("ewf=loud")), filter(Some(" , "))] {
             assert!(default.would_enable("ewf_order", &Level::INFO));
             assert!(!default.would_enable("ewf_order", &Level::DEBUG));
         }
+        let trailing_comma = filter(Some("info,"));
+        assert!(!trailing_comma.would_enable("aws_smithy_runtime", &Level::TRACE));
+    }
+
+    /// Lines written into a buffer the test reads afterwards.
+    #[derive(Clone, Default)]
+    struct Lines(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Lines {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// What a debug and an info line leave in the log under `RUST_LOG`'s `directives`.
+    fn written(directives: Option<&str>) -> String {
+        let lines = Lines::default();
+        let writer = lines.clone();
+        let subscriber = json_lines(filter(directives), move || writer.clone());
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::debug!("a debug line");
+            tracing::info!("an info line");
+        });
+        let bytes = lines.0.lock().unwrap().clone();
+        String::from_utf8(bytes).unwrap()
+    }
+
+    #[test]
+    fn a_debug_level_writes_debug_lines_and_the_default_does_not() {
+        assert!(written(Some("debug")).contains("a debug line"));
+        let default = written(None);
+        assert!(default.contains("an info line"));
+        assert!(!default.contains("a debug line"));
     }
 
     /// Lambda's own records of one warm invocation of 3 ms, in the shape it writes them.

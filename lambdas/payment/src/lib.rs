@@ -219,7 +219,7 @@ impl PaymentService {
                 .get_or_init(|| self.attempt(PaymentId::of_order(order_id), amount))
                 .clone()
         };
-        step::perform(
+        let paid: Paid = step::perform(
             &*self.ledger,
             pay_key(order_id),
             || Ok(payment()),
@@ -227,17 +227,27 @@ impl PaymentService {
                 let payment = payment();
                 async move { self.store.create(&payment, Some(&step)).await }
             },
-            // The order's payment exists, yet its step is not on record: only once the
-            // ledger's retention has passed. The payment is left as it is, for a person.
             |_| {
                 Err(ServiceError::conflict(
-                    "PaymentExists",
-                    format!("order {order_id} has a payment, but no record of its step"),
+                    PAYMENT_EXISTS,
+                    format!("order {order_id} has a payment"),
                 )
                 .into())
             },
         )
-        .await
+        .await?;
+        match paid {
+            // The order's payment exists, yet its step is not on record (only once the
+            // ledger's retention has passed): that payment is the step's outcome.
+            Err(refused) if refused.name == PAYMENT_EXISTS => {
+                let payment_id = PaymentId::of_order(order_id);
+                match self.store.get(&payment_id).await? {
+                    Some(payment) => Ok(Ok(payment)),
+                    None => Err(ServiceError::not_found("Payment", payment_id)),
+                }
+            }
+            paid => Ok(paid),
+        }
     }
 
     /// Cancels the PAID payment of the order's payment step, once (step `cancel`). A
@@ -255,6 +265,9 @@ impl PaymentService {
         let paid = match step::close(&*self.ledger, pay_key(&order.order_id), &closed).await? {
             Some(Ok(payment)) => {
                 (payment.status == PaymentStatus::Paid).then_some(payment.payment_id)
+            }
+            Some(Err(refused)) if refused.name == PAYMENT_EXISTS => {
+                Some(PaymentId::of_order(&order.order_id))
             }
             Some(Err(_)) => None,
             // No step on record: a payment the order names is one its step made before
@@ -285,6 +298,10 @@ impl PaymentService {
     }
 }
 
+/// The refusal a payment step records when the order's payment exists without the step
+/// on record; the stored payment is then the step's outcome.
+const PAYMENT_EXISTS: &str = "PaymentExists";
+
 /// What an order's payment step came to, as recorded: the payment, or why there is none.
 type Paid = Result<Payment, RecordedError>;
 
@@ -307,8 +324,8 @@ fn paid_order(order: &OrderDetail, payment: Payment) -> Result<OrderDetail, Reco
 fn payment_events(order: &OrderDetail, paid: Paid) -> Vec<BusEvent> {
     let payment = match paid {
         Ok(payment) => payment,
-        // A step the workflow's compensation closed before it ran, or found without its
-        // record: no payment of this step's to announce.
+        // A step that a compensation (the workflow's, or a timed-out order's) closed
+        // before it ran: no payment of this step's to announce.
         Err(closed) => {
             tracing::warn!(order = %order.order_id, reason = %closed.message, "no payment to announce");
             return Vec::new();

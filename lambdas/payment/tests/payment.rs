@@ -476,16 +476,40 @@ async fn workflow_refusals_are_typed_function_errors() {
 
 #[tokio::test]
 async fn an_order_pays_once_even_when_its_step_is_no_longer_on_record() {
-    let h = Harness::new(&[]);
-    // The order's payment, made under a step the ledger no longer holds.
-    let made: Payment =
-        serde_json::from_value(paid_payment(&h, &order_payment("wf-1"), "PAID")).unwrap();
-    h.stores.payments().create(&made, None).await.unwrap();
-    let err = invoke(&h.service, pay(&priced_order("wf-1")))
+    // The orders' payments, made under steps the ledger no longer holds.
+    let h = Harness::new(&[FAILS, FAILS]);
+    for order in ["wf-1", "o-1"] {
+        let made: Payment =
+            serde_json::from_value(paid_payment(&h, &order_payment(order), "PAID")).unwrap();
+        h.stores.payments().create(&made, None).await.unwrap();
+    }
+    // The workflow's order and the choreography's go on with the payment made, and no
+    // draw (here a decline) is taken.
+    let mut paid = priced_order("wf-1");
+    paid["payment"] = paid_payment(&h, &order_payment("wf-1"), "PAID");
+    assert_eq!(
+        invoke(&h.service, pay(&priced_order("wf-1")))
+            .await
+            .unwrap(),
+        paid
+    );
+    h.on("DeliveryEstimated", &priced_order("o-1"))
         .await
-        .unwrap_err();
-    assert_eq!(err.error_type, "PaymentExists");
-    assert_eq!(h.payment(&made.payment_id).await, Some(made));
+        .unwrap();
+    let published = h.bus.take();
+    assert_eq!(published[0].detail_type, DetailType::PaymentMade);
+    assert_eq!(
+        published[0].detail["payment"]["paymentId"],
+        json!(order_payment("o-1"))
+    );
+    // A compensation refunds it.
+    invoke(&h.service, invocation("cancel", &priced_order("wf-1")))
+        .await
+        .unwrap();
+    assert_eq!(
+        h.payment(&order_payment("wf-1")).await.unwrap().status,
+        PaymentStatus::Canceled
+    );
 }
 
 #[test]
